@@ -1,0 +1,77 @@
+"""`build_app()`: the FastAPI application every service starts from.
+
+It wires what all three share — the database, API keys, cursor signing, error handlers, the
+request middleware, health and metrics — and leaves routers and background work to the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import ORJSONResponse
+
+from crm_kit.auth import KeyRing
+from crm_kit.db import Database
+from crm_kit.errors import install_error_handlers
+from crm_kit.health import health_router, migration_heads
+from crm_kit.observability import Metrics, RequestContextMiddleware, configure_logging
+from crm_kit.pagination import CursorCodec
+from crm_kit.settings import ServiceSettings
+
+ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def build_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    version: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    alembic_ini: Path,
+    lifespan: ServiceLifespan | None = None,
+    openapi_tags: list[dict[str, str]] | None = None,
+    max_body_bytes: int = 32 * 1024 * 1024,
+) -> FastAPI:
+    configure_logging(settings.service_name, settings.log_level)
+
+    @asynccontextmanager
+    async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        app.state.database = database
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=_lifespan,
+        openapi_tags=openapi_tags,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.settings = settings
+    app.state.keyring = KeyRing(settings)
+    app.state.cursor_codec = CursorCodec(settings.signing_key)
+    app.state.metrics = Metrics(settings.service_name)
+    app.state.migration_heads = migration_heads(alembic_ini)
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app.state.metrics,
+        access_log=settings.access_log,
+        max_body_bytes=max_body_bytes,
+    )
+    app.include_router(health_router())
+    for router in routers:
+        app.include_router(router)
+    return app

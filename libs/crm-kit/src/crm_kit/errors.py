@@ -1,0 +1,241 @@
+"""RFC 9457 problem details: the one error type, its handlers, and its OpenAPI description.
+
+Every error a service returns, whatever raised it, leaves as `application/problem+json` with
+`type`, `title`, `status`, `detail`, `instance` (and `errors` for field validation). Stack traces
+never leave the process; unexpected failures are logged with the request id and answered 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://errors.retail-crm.dev/"
+
+log = structlog.get_logger(__name__)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """The body of every error response."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    """Raise to answer with a problem. Subclasses fix the status; `extra` adds members to the body."""
+
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+
+class BadRequest(ProblemError):
+    pass
+
+
+class Unauthorized(ProblemError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(ProblemError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(ProblemError):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class Gone(ProblemError):
+    status, title, slug = 410, "Gone", "gone"
+
+
+class Conflict(ProblemError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class PreconditionFailed(ProblemError):
+    status, title, slug = 412, "Precondition failed", "precondition-failed"
+
+
+class PreconditionRequired(ProblemError):
+    status, title, slug = 428, "Precondition required", "precondition-required"
+
+
+class Unprocessable(ProblemError):
+    status, title, slug = 422, "Unprocessable content", "unprocessable"
+
+
+class PayloadTooLarge(ProblemError):
+    status, title, slug = 413, "Payload too large", "payload-too-large"
+
+
+class ServiceUnavailable(ProblemError):
+    status, title, slug = 503, "Service unavailable", "service-unavailable"
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    slug: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+        "instance": request.url.path,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"} and len(parts) > 1:
+        return parts[0] + "." + ".".join(parts[1:])
+    return ".".join(parts)
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        request,
+        status=exc.status,
+        title=exc.title,
+        slug=exc.slug,
+        detail=exc.detail,
+        headers=exc.headers,
+        **exc.extra,
+    )
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        message = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":
+            message = "request body is not valid JSON (UTF-8)"
+        errors.append(
+            {"field": _field_name(tuple(err.get("loc", ()))), "message": message, "type": err.get("type", "")}
+        )
+    return problem_response(
+        request,
+        status=422,
+        title="Validation failed",
+        slug="validation",
+        detail=f"{len(errors)} field(s) failed validation",
+        errors=errors,
+    )
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(exc.status_code, "http")
+    title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(exc.status_code, "HTTP error")
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(request, status=exc.status_code, title=title, slug=slug, detail=detail, headers=exc.headers)
+
+
+async def _on_stale(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(
+        request,
+        status=412,
+        title="Precondition failed",
+        slug="precondition-failed",
+        detail="the resource was changed by another request; fetch it again and retry",
+    )
+
+
+async def _on_integrity(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("integrity_error", error=str(getattr(exc, "orig", exc))[:300])
+    return problem_response(
+        request, status=409, title="Conflict", slug="conflict", detail="the change conflicts with stored data"
+    )
+
+
+async def _on_database(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database_unavailable", error=type(exc).__name__)
+    return problem_response(
+        request,
+        status=503,
+        title="Service unavailable",
+        slug="service-unavailable",
+        detail="the database is not reachable; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", error_type=type(exc).__name__)
+    return problem_response(
+        request, status=500, title="Internal server error", slug="internal", detail="an unexpected error occurred"
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(StaleDataError, _on_stale)
+    app.add_exception_handler(IntegrityError, _on_integrity)
+    app.add_exception_handler(OperationalError, _on_database)
+    app.add_exception_handler(PoolTimeoutError, _on_database)
+    app.add_exception_handler(DBAPIError, _on_database)
+    app.add_exception_handler(ConnectionError, _on_database)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting the problem bodies an operation can return."""
+    descriptions = {
+        400: "Bad request (e.g. a malformed cursor)",
+        401: "Missing or invalid API key",
+        403: "The API key lacks the required scope",
+        404: "Not found",
+        409: "Conflict with stored data",
+        410: "Gone (erased or merged away)",
+        412: "Stale `If-Match` version",
+        413: "Request body too large",
+        422: "Validation failed; `errors` lists the fields",
+        428: "`If-Match` required",
+        503: "A dependency (database) is unavailable",
+    }
+    return {
+        s: {"description": descriptions.get(s, "Error"), "model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}}
+        for s in statuses
+    }

@@ -1,0 +1,183 @@
+"""Request ids, one JSON log line per request, Prometheus metrics and the request-size limit.
+
+A pure ASGI middleware (no per-request task or body copy) so that it costs little on hot reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+import orjson
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crm_kit.context import request_id
+from crm_kit.errors import PayloadTooLarge
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _add_request_id(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    rid = request_id.get()
+    if rid is not None:
+        event.setdefault("request_id", rid)
+    return event
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """JSON lines on stdout for structlog and for the standard library loggers alike."""
+    numeric = logging.getLevelName(level.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        _add_request_id,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.dict_tracebacks,
+            structlog.processors.EventRenamer("message"),
+            lambda _l, _n, e: {"service": service, **e},
+            structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o, default=str).decode()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric if isinstance(numeric, int) else 20),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                lambda _l, _n, e: {"service": service, **e},
+                structlog.processors.JSONRenderer(),
+            ],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric if isinstance(numeric, int) else logging.INFO)
+    # The middleware writes the access line; uvicorn's own would be a second, unstructured one.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class Metrics:
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests by route and status",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["service", "method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.service = service
+
+
+_TOO_LARGE = orjson.dumps(
+    {
+        "type": "https://errors.retail-crm.dev/payload-too-large",
+        "title": "Payload too large",
+        "status": 413,
+        "detail": "the request body exceeds the size limit",
+    }
+)
+
+
+class RequestContextMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, access_log: bool = True, max_body_bytes: int = 32 * 1024 * 1024
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+        self.max_body_bytes = max_body_bytes
+        self.log = structlog.get_logger("access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = None
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                rid = candidate if _VALID_REQUEST_ID.match(candidate) else None
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else None
+        rid = rid or uuid.uuid4().hex
+        token = request_id.set(rid)
+        rid_header = (b"x-request-id", rid.encode())
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        try:
+            if length is not None and length > self.max_body_bytes:
+                await self._too_large(send_with_id)
+            else:
+                await self.app(scope, self._limited(receive), send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(self.metrics.service, method, template, str(status)).inc()
+            self.metrics.latency.labels(self.metrics.service, method, template).observe(elapsed)
+            if self.access_log:
+                self.log.info(
+                    "request",
+                    method=method,
+                    path=scope["path"],
+                    route=template,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
+            request_id.reset(token)
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def receive_limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise PayloadTooLarge("the request body exceeds the size limit")
+            return message
+
+        return receive_limited
+
+    @staticmethod
+    async def _too_large(send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/problem+json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": _TOO_LARGE})

@@ -1,0 +1,1 @@
+"""customer-api: the customer archive (客户档案)."""

@@ -1,0 +1,1 @@
+"""Customer profiles: individuals, groups and suppliers, consents, merges, PIPL rights, the change feed."""

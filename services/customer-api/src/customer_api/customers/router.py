@@ -1,0 +1,201 @@
+"""HTTP routes of customer profiles, merges, reassignment, PIPL export and erasure, the customer feed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from crm_kit.auth import Principal, require
+from crm_kit.concurrency import IfMatch, etag
+from crm_kit.db import SessionDep
+from crm_kit.errors import problem_responses
+from crm_kit.idempotency import IdempotencyDep
+from crm_kit.pagination import FeedPage, FeedParams, Page, PageParams
+from crm_kit.schemas import model_response
+from customer_api.customers import service
+from customer_api.customers.dependencies import CustomersReader, CustomersWriter, region
+from customer_api.customers.export import export_customer
+from customer_api.customers.schemas import (
+    CustomerCreate,
+    CustomerEventRead,
+    CustomerRead,
+    CustomerType,
+    CustomerUpdate,
+    MergedTombstone,
+    MergeRequest,
+    Purpose,
+    ReassignRequest,
+    ReassignResult,
+    customer_read,
+)
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+feed_router = APIRouter(prefix="/v1/feeds", tags=["feeds"])
+
+Region = Annotated[str, Depends(region)]
+MOVED = {308: {"description": "Merged into another profile; `Location` names it", "model": MergedTombstone}}
+
+
+def _render(customer: Any, principal: Principal, *, status_code: int = 200, location: bool = False) -> Response:
+    headers = {"ETag": etag(customer.version)}
+    if location:
+        headers["Location"] = f"/v1/customers/{customer.id}"
+    body = customer_read(customer, show_pii=principal.has("customers:pii"))
+    return model_response(body, status_code=status_code, headers=headers)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CustomerRead,
+    summary="Register a customer (建档)",
+    description="Creates a profile. Phone, email and card number must not belong to another live profile: "
+    "a duplicate is a 409 whose body carries `existing_customer_id`. Send `Idempotency-Key` to retry safely.",
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_customer(
+    data: CustomerCreate, session: SessionDep, idempotency: IdempotencyDep, principal: CustomersWriter, region: Region
+) -> Response:
+    async def produce() -> Response:
+        customer = await service.create_customer(session, data=data, region=region)
+        return _render(customer, principal, status_code=201, location=True)
+
+    return await idempotency.execute(produce)
+
+
+@router.get(
+    "",
+    response_model=Page[CustomerRead],
+    summary="Search customers",
+    description="`q` matches a name fragment, a phone (any format), an email or a card number. "
+    "`consent` keeps only customers who granted that purpose and are not restricted.",
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def search_customers(
+    session: SessionDep,
+    principal: CustomersReader,
+    page: Annotated[PageParams, Depends()],
+    region: Region,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    type: CustomerType | None = None,
+    tier: Annotated[str | None, Query(max_length=16)] = None,
+    segment: Annotated[str | None, Query(max_length=32)] = None,
+    tag: Annotated[str | None, Query(max_length=32)] = None,
+    owner_id: Annotated[str | None, Query(max_length=64)] = None,
+    consent: Purpose | None = None,
+) -> Response:
+    query = service.search_query(
+        session, q=q, type_=type, tier=tier, segment=segment, tag=tag, owner_id=owner_id, consent=consent, region=region
+    )
+    rows = await service.search_customers(session, query, after=page.position, limit=page.limit)
+    items = rows[: page.limit]
+    show_pii = principal.has("customers:pii")
+    next_cursor = page.next_cursor(str(items[-1].id)) if len(rows) > page.limit else None
+    body = Page[CustomerRead](items=[customer_read(c, show_pii=show_pii) for c in items], next_cursor=next_cursor)
+    return model_response(body)
+
+
+@router.post(
+    "/reassign",
+    response_model=ReassignResult,
+    summary="Move every customer of one account manager to another",
+    description="When a salesperson leaves, their customers move in one call; nothing is lost. Idempotent.",
+    responses=problem_responses(401, 403, 422),
+)
+async def reassign(data: ReassignRequest, session: SessionDep, _: CustomersWriter) -> ReassignResult:
+    moved = await service.reassign_owner(session, from_owner_id=data.from_owner_id, to_owner_id=data.to_owner_id)
+    return ReassignResult(moved=moved, from_owner_id=data.from_owner_id, to_owner_id=data.to_owner_id)
+
+
+@router.get(
+    "/{customer_id}",
+    response_model=CustomerRead,
+    summary="Read a customer",
+    description="PII (phone, email, address, birthday) is masked unless the key has `customers:pii`.",
+    responses={**problem_responses(401, 403, 404, 410, 422), **MOVED},
+)
+async def read_customer(customer_id: uuid.UUID, session: SessionDep, principal: CustomersReader) -> Response:
+    return _render(await service.get_customer(session, customer_id), principal)
+
+
+@router.patch(
+    "/{customer_id}",
+    response_model=CustomerRead,
+    summary="Update a customer",
+    description="Send `If-Match` with the `ETag` you read: a stale version is a 412 and nothing changes. "
+    "`restricted: true` restricts processing (PIPL); consents are set per purpose.",
+    responses={**problem_responses(401, 403, 404, 409, 410, 412, 422), **MOVED},
+)
+async def update_customer(
+    customer_id: uuid.UUID,
+    data: CustomerUpdate,
+    session: SessionDep,
+    principal: CustomersWriter,
+    expected_version: IfMatch,
+    region: Region,
+) -> Response:
+    customer = await service.update_customer(
+        session, customer_id=customer_id, data=data, expected_version=expected_version, region=region
+    )
+    return _render(customer, principal)
+
+
+@router.delete(
+    "/{customer_id}",
+    status_code=204,
+    summary="Erase a customer's personal data (PIPL)",
+    description="Anonymises the profile and the contact notes; purchases stay, without the person, for statistics.",
+    responses=problem_responses(401, 403, 404, 410, 422),
+)
+async def erase_customer(
+    customer_id: uuid.UUID, session: SessionDep, _: Annotated[Principal, require("customers:erase")]
+) -> Response:
+    await service.erase_customer(session, customer_id=customer_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{customer_id}/export",
+    summary="Export everything held about a person (PIPL)",
+    description="Profile, consents, purchases with lines, contact history and change events, as one JSON document.",
+    responses={**problem_responses(401, 403, 404, 410, 422), **MOVED},
+)
+async def export(
+    customer_id: uuid.UUID, session: SessionDep, _: Annotated[Principal, require("customers:pii")]
+) -> dict[str, Any]:
+    return await export_customer(session, customer_id=customer_id)
+
+
+@router.post(
+    "/{customer_id}/merge",
+    response_model=CustomerRead,
+    summary="Merge a duplicate profile into another",
+    description="Purchases and contact history move to the target; this id becomes a tombstone whose reads "
+    "answer 308 with the target.",
+    responses={**problem_responses(401, 403, 404, 410, 422), **MOVED},
+)
+async def merge(
+    customer_id: uuid.UUID, data: MergeRequest, session: SessionDep, principal: CustomersWriter
+) -> Response:
+    target = await service.merge_customers(session, duplicate_id=customer_id, target_id=data.target_id)
+    return _render(target, principal)
+
+
+@feed_router.get(
+    "/customers",
+    response_model=FeedPage[CustomerEventRead],
+    summary="Customer change feed",
+    description="Created, updated, consent_changed, restricted, unrestricted, tier_changed, merged and erased "
+    "events in commit order, without gaps. Events carry ids and non-personal facts only.",
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def customer_feed(
+    session: SessionDep,
+    _: Annotated[Principal, require("feeds:read")],
+    feed: Annotated[FeedParams, Depends()],
+) -> Response:
+    rows = await service.customer_events(session, after=feed.position, limit=feed.limit)
+    events = [CustomerEventRead.model_validate(r) for r in rows]
+    return model_response(feed.page(events, lambda e: e.sequence))

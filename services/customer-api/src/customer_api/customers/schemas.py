@@ -1,0 +1,222 @@
+"""Request and response bodies of customer profiles, with PII masking for keys without `customers:pii`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+
+from crm_kit.schemas import RequestModel, ResponseModel
+
+CustomerType = Literal["individual", "group", "supplier"]
+Gender = Literal["female", "male", "other", "unknown"]
+CreditRating = Literal["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C", "D"]
+Purpose = Literal["marketing", "profiling", "third_party"]
+ConsentStatus = Literal["granted", "withdrawn"]
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+OwnerId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+CardNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,32}$")]
+AttributeValue = str | int | float | bool | None
+
+
+class Address(RequestModel):
+    province: Annotated[str, StringConstraints(max_length=50)] | None = None
+    city: Annotated[str, StringConstraints(max_length=50)] | None = None
+    district: Annotated[str, StringConstraints(max_length=50)] | None = None
+    street: Annotated[str, StringConstraints(max_length=200)] | None = None
+    postal_code: Annotated[str, StringConstraints(max_length=12)] | None = None
+
+
+class ConsentChange(RequestModel):
+    status: ConsentStatus
+    source: Annotated[str, StringConstraints(max_length=50)] | None = None
+
+
+def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return value
+    if len(value) > 50:
+        raise ValueError("at most 50 attributes")
+    for key, item in value.items():
+        if not 1 <= len(key) <= 64:
+            raise ValueError("attribute names are 1 to 64 characters")
+        if isinstance(item, str) and len(item) > 1000:
+            raise ValueError(f"attribute '{key}' is longer than 1000 characters")
+    return value
+
+
+class CustomerCreate(RequestModel):
+    type: CustomerType = "individual"
+    name: Name
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        None, description="Any common format; mainland numbers as typed (13812345678). Stored as E.164."
+    )
+    email: Annotated[str, StringConstraints(max_length=254)] | None = None
+    gender: Gender | None = None
+    birthday: dt.date | None = None
+    address: Address | None = None
+    card_number: CardNumber | None = Field(None, description="Membership card number (会员卡号), unique")
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    owner_id: OwnerId | None = Field(None, description="Account manager (客户经理) responsible for the customer")
+    credit_rating: CreditRating | None = None
+    consents: dict[Purpose, ConsentChange] = Field(default_factory=dict)
+
+    _attributes = field_validator("attributes")(_check_attributes)
+
+    @field_validator("birthday")
+    @classmethod
+    def _birthday_in_past(cls, value: dt.date | None) -> dt.date | None:
+        if value is not None and not dt.date(1900, 1, 1) <= value <= dt.date.today():
+            raise ValueError("birthday must be between 1900-01-01 and today")
+        return value
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "type": "individual",
+                    "name": "王芳",
+                    "phone": "13812345678",
+                    "email": "wang.fang@example.com",
+                    "gender": "female",
+                    "birthday": "1988-05-20",
+                    "address": {
+                        "province": "上海市",
+                        "city": "上海市",
+                        "district": "静安区",
+                        "street": "南京西路1266号",
+                    },
+                    "card_number": "VIP20260001",
+                    "tags": ["母婴", "高频"],
+                    "owner_id": "staff-017",
+                    "consents": {"marketing": {"status": "granted", "source": "app"}},
+                }
+            ]
+        }
+    }
+
+
+class CustomerUpdate(RequestModel):
+    type: CustomerType | None = None
+    name: Name | None = None
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    email: Annotated[str, StringConstraints(max_length=254)] | None = None
+    gender: Gender | None = None
+    birthday: dt.date | None = None
+    address: Address | None = None
+    card_number: CardNumber | None = None
+    tags: list[Tag] | None = Field(None, max_length=50)
+    attributes: dict[str, AttributeValue] | None = None
+    owner_id: OwnerId | None = None
+    credit_rating: CreditRating | None = None
+    consents: dict[Purpose, ConsentChange] | None = None
+    restricted: bool | None = Field(None, description="PIPL processing restriction: no profiling, no marketing")
+
+    _attributes = field_validator("attributes")(_check_attributes)
+    _birthday = field_validator("birthday")(CustomerCreate._birthday_in_past.__func__)  # type: ignore[attr-defined]
+
+    model_config = {
+        "json_schema_extra": {"examples": [{"tags": ["母婴", "高频", "周末购物"], "owner_id": "staff-023"}]}
+    }
+
+
+class Consent(BaseModel):
+    status: ConsentStatus
+    updated_at: dt.datetime
+    source: str | None = None
+
+
+class CustomerRead(ResponseModel):
+    id: uuid.UUID
+    type: CustomerType
+    status: Literal["active", "merged", "erased"]
+    name: str | None
+    phone: str | None
+    email: str | None
+    gender: Gender | None
+    birthday: dt.date | None
+    address: dict[str, Any] | None
+    card_number: str | None
+    tags: list[str]
+    attributes: dict[str, Any]
+    owner_id: str | None
+    credit_rating: str | None
+    tier: str
+    segment: str | None
+    consents: dict[str, Consent]
+    restricted: bool
+    pii_masked: bool = Field(False, description="True when phone, email, address and birthday are masked")
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class MergeRequest(RequestModel):
+    target_id: uuid.UUID = Field(description="The profile that survives; this one becomes a tombstone")
+
+
+class MergedTombstone(BaseModel):
+    id: uuid.UUID
+    status: Literal["merged"] = "merged"
+    merged_into: uuid.UUID
+
+
+class ReassignRequest(RequestModel):
+    from_owner_id: OwnerId
+    to_owner_id: OwnerId
+
+    model_config = {"json_schema_extra": {"examples": [{"from_owner_id": "staff-017", "to_owner_id": "staff-023"}]}}
+
+
+class ReassignResult(BaseModel):
+    moved: int
+    from_owner_id: str
+    to_owner_id: str
+
+
+class CustomerEventRead(ResponseModel):
+    sequence: int
+    customer_id: uuid.UUID
+    type: str
+    occurred_at: dt.datetime
+    data: dict[str, Any]
+
+
+class FeedPage(BaseModel):
+    items: list[CustomerEventRead]
+    next_cursor: str = Field(description="Pass as `after` to continue; never null on a feed")
+    has_more: bool
+
+
+def _mask_phone(phone: str | None) -> str | None:
+    if not phone:
+        return phone
+    return phone[:-8] + "****" + phone[-4:] if len(phone) > 8 else "****"
+
+
+def _mask_email(email: str | None) -> str | None:
+    if not email:
+        return email
+    local, _, domain = email.partition("@")
+    return local[:1] + "***@" + domain
+
+
+def customer_read(customer: Any, *, show_pii: bool) -> CustomerRead:
+    read = CustomerRead.model_validate(customer)
+    if show_pii:
+        return read
+    address = read.address
+    return read.model_copy(
+        update={
+            "phone": _mask_phone(read.phone),
+            "email": _mask_email(read.email),
+            "birthday": None,
+            "address": {k: address[k] for k in ("province", "city") if k in address} if address else address,
+            "pii_masked": True,
+        }
+    )

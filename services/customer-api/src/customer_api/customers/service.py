@@ -1,0 +1,376 @@
+"""Business rules of customer profiles. Plain functions over a session; the request commits."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Select, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import cast
+from uuid_utils.compat import uuid7
+
+from crm_kit.concurrency import check_version
+from crm_kit.db import utcnow
+from crm_kit.errors import Conflict, Gone, NotFound, Unprocessable
+from crm_kit.feeds import lock_feed
+from crm_kit.idempotency import forget_responses
+from customer_api.customers.models import Customer, CustomerEvent
+from customer_api.customers.schemas import ConsentChange, CustomerCreate, CustomerUpdate
+from customer_api.interactions.models import Interaction
+from customer_api.purchases.models import Purchase
+
+CUSTOMER_FEED = "customer-api:customer-feed"
+PERSONAL_FIELDS = ("name", "phone", "email", "gender", "birthday", "address", "card_number")
+UNIQUE_FIELDS = ("phone", "email", "card_number")
+
+
+class CustomerMoved(Exception):
+    """The id was merged into another profile; reads answer with where it went."""
+
+    def __init__(self, customer_id: uuid.UUID, merged_into: uuid.UUID) -> None:
+        super().__init__(f"customer {customer_id} was merged into {merged_into}")
+        self.customer_id = customer_id
+        self.merged_into = merged_into
+
+
+def normalize_phone(raw: str, region: str) -> str:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise Unprocessable(f"'phone' is not a phone number: {exc}", field="phone") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise Unprocessable("'phone' is not a valid phone number", field="phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str) -> str:
+    try:
+        return validate_email(raw, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise Unprocessable(f"'email' is not a valid address: {exc}", field="email") from exc
+
+
+async def record_event(
+    session: AsyncSession, customer_id: uuid.UUID, type_: str, data: dict[str, Any] | None = None
+) -> None:
+    await lock_feed(session, CUSTOMER_FEED)
+    session.add(CustomerEvent(customer_id=customer_id, type=type_, data=data or {}, occurred_at=utcnow()))
+    await session.flush()
+
+
+def _consents(changes: dict[str, ConsentChange], current: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    merged = dict(current)
+    for purpose, change in changes.items():
+        if merged.get(purpose, {}).get("status") != change.status:
+            merged[purpose] = {"status": change.status, "updated_at": now.isoformat(), "source": change.source}
+    return merged
+
+
+async def _find_duplicate(
+    session: AsyncSession, values: dict[str, Any], exclude: uuid.UUID | None = None
+) -> tuple[str, uuid.UUID] | None:
+    for field in UNIQUE_FIELDS:
+        value = values.get(field)
+        if value is None:
+            continue
+        query = select(Customer.id).where(getattr(Customer, field) == value, Customer.status == "active")
+        if exclude is not None:
+            query = query.where(Customer.id != exclude)
+        found = (await session.execute(query)).scalar_one_or_none()
+        if found is not None:
+            return field, found
+    return None
+
+
+async def _ensure_unique(session: AsyncSession, values: dict[str, Any], exclude: uuid.UUID | None = None) -> None:
+    duplicate = await _find_duplicate(session, values, exclude)
+    if duplicate is not None:
+        field, existing = duplicate
+        raise Conflict(
+            f"a customer with this {field} already exists",
+            field=field,
+            existing_customer_id=str(existing),
+        )
+
+
+async def _flush_unique(session: AsyncSession, values: dict[str, Any], exclude: uuid.UUID | None = None) -> None:
+    """Flush, turning a lost race on a unique field into the same 409 as the check before it."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        await _ensure_unique(session, values, exclude)
+        raise
+
+
+def _normalized(data: CustomerCreate | CustomerUpdate, region: str) -> dict[str, Any]:
+    # An update touches only what was sent; a create takes every field, defaults included.
+    values = data.model_dump(exclude_unset=isinstance(data, CustomerUpdate), exclude={"consents"})
+    if values.get("phone"):
+        values["phone"] = normalize_phone(values["phone"], region)
+    if values.get("email"):
+        values["email"] = normalize_email(values["email"])
+    if "address" in values and data.address is not None:
+        values["address"] = data.address.model_dump(exclude_none=True)
+    if "tags" in values and values["tags"] is not None:
+        values["tags"] = list(dict.fromkeys(values["tags"]))
+    return values
+
+
+async def create_customer(session: AsyncSession, *, data: CustomerCreate, region: str) -> Customer:
+    values = _normalized(data, region)
+    await _ensure_unique(session, values)
+    now = utcnow()
+    customer = Customer(
+        id=uuid7(),
+        status="active",
+        tier="regular",
+        consents=_consents(data.consents, {}, now),
+        restricted=False,
+        created_at=now,
+        updated_at=now,
+        **{k: v for k, v in values.items()},
+    )
+    session.add(customer)
+    await _flush_unique(session, values)
+    await record_event(session, customer.id, "created", {"type": customer.type, "owner_id": customer.owner_id})
+    return customer
+
+
+async def get_customer(session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False) -> Customer:
+    """A live profile; a merged id raises `CustomerMoved`, an erased one is gone."""
+    query = select(Customer).where(Customer.id == customer_id)
+    if for_update:
+        query = query.with_for_update()
+    customer = (await session.execute(query)).scalar_one_or_none()
+    if customer is None:
+        raise NotFound(f"no customer {customer_id}")
+    if customer.status == "merged" and customer.merged_into is not None:
+        raise CustomerMoved(customer.id, customer.merged_into)
+    if customer.status == "erased":
+        raise Gone(f"customer {customer_id} was erased at the person's request")
+    return customer
+
+
+async def resolve_customer_id(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
+    """The live profile a (possibly merged) id stands for, for writes that follow merges."""
+    try:
+        return (await get_customer(session, customer_id)).id
+    except CustomerMoved as moved:
+        return await resolve_customer_id(session, moved.merged_into)
+
+
+async def update_customer(
+    session: AsyncSession, *, customer_id: uuid.UUID, data: CustomerUpdate, expected_version: int | None, region: str
+) -> Customer:
+    customer = await get_customer(session, customer_id, for_update=True)
+    check_version(customer.version, expected_version)
+    values = _normalized(data, region)
+    values.pop("restricted", None)
+    await _ensure_unique(session, values, exclude=customer.id)
+    changed = [field for field, value in values.items() if getattr(customer, field) != value]
+    for field in changed:
+        setattr(customer, field, values[field])
+    now = utcnow()
+    events: list[tuple[str, dict[str, Any]]] = []
+    if data.consents:
+        consents = _consents(data.consents, customer.consents, now)
+        if consents != customer.consents:
+            changed.append("consents")
+            customer.consents = consents
+            events.append(("consent_changed", {p: c["status"] for p, c in consents.items()}))
+    if data.restricted is not None and data.restricted != customer.restricted:
+        customer.restricted = data.restricted
+        customer.restricted_at = now if data.restricted else None
+        changed.append("restricted")
+        events.append(("restricted" if data.restricted else "unrestricted", {}))
+    if not changed:
+        return customer
+    customer.updated_at = now
+    await _flush_unique(session, values, exclude=customer.id)
+    await record_event(session, customer.id, "updated", {"fields": sorted(set(changed))})
+    for type_, event_data in events:
+        await record_event(session, customer.id, type_, event_data)
+    return customer
+
+
+def _clear_personal_data(customer: Customer) -> None:
+    for field in PERSONAL_FIELDS:
+        setattr(customer, field, None)
+    customer.tags = []
+    customer.attributes = {}
+    customer.consents = {}
+
+
+async def merge_customers(session: AsyncSession, *, duplicate_id: uuid.UUID, target_id: uuid.UUID) -> Customer:
+    """Fold a duplicate profile into the target: history moves, the duplicate becomes a tombstone."""
+    if duplicate_id == target_id:
+        raise Unprocessable("a customer cannot be merged into itself", field="target_id")
+    # Lock both rows in id order so two opposite merges cannot deadlock.
+    first, second = sorted([duplicate_id, target_id])
+    locked = {
+        c.id: c
+        for c in [
+            await get_customer(session, first, for_update=True),
+            await get_customer(session, second, for_update=True),
+        ]
+    }
+    duplicate, target = locked[duplicate_id], locked[target_id]
+    carried = {f: getattr(duplicate, f) for f in PERSONAL_FIELDS if getattr(target, f) is None}
+    carried = {f: v for f, v in carried.items() if v is not None}
+    tags = list(dict.fromkeys([*target.tags, *duplicate.tags]))
+    attributes = {**duplicate.attributes, **target.attributes}
+    consents = dict(duplicate.consents)
+    for purpose, consent in target.consents.items():
+        if purpose not in consents or consent["updated_at"] >= consents[purpose]["updated_at"]:
+            consents[purpose] = consent
+
+    now = utcnow()
+    duplicate.status = "merged"
+    duplicate.merged_into = target.id
+    duplicate.updated_at = now
+    _clear_personal_data(duplicate)
+    await session.flush()  # frees the duplicate's phone, email and card for the target
+
+    for field, value in carried.items():
+        setattr(target, field, value)
+    target.tags, target.attributes, target.consents = tags, attributes, consents
+    target.restricted = target.restricted or duplicate.restricted
+    target.updated_at = now
+    await session.flush()
+
+    await session.execute(update(Purchase).where(Purchase.customer_id == duplicate.id).values(customer_id=target.id))
+    await session.execute(
+        update(Interaction).where(Interaction.customer_id == duplicate.id).values(customer_id=target.id)
+    )
+    await session.execute(update(Customer).where(Customer.merged_into == duplicate.id).values(merged_into=target.id))
+    await forget_responses(session, f"/v1/customers/{duplicate.id}")
+    await record_event(session, duplicate.id, "merged", {"merged_into": str(target.id)})
+    await record_event(
+        session,
+        target.id,
+        "updated",
+        {"fields": sorted({*carried, "tags", "attributes"}), "absorbed": str(duplicate.id)},
+    )
+    return target
+
+
+async def reassign_owner(session: AsyncSession, *, from_owner_id: str, to_owner_id: str) -> int:
+    """Move every live customer of one account manager to another, in one transaction."""
+    if from_owner_id == to_owner_id:
+        raise Unprocessable("from_owner_id and to_owner_id are the same", field="to_owner_id")
+    ids = (
+        (
+            await session.execute(
+                select(Customer.id)
+                .where(Customer.owner_id == from_owner_id, Customer.status == "active")
+                .with_for_update()
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not ids:
+        return 0
+    now = utcnow()
+    await session.execute(
+        update(Customer)
+        .where(Customer.id.in_(ids))
+        .values(owner_id=to_owner_id, updated_at=now, version=Customer.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    await lock_feed(session, CUSTOMER_FEED)
+    session.add_all(
+        CustomerEvent(
+            customer_id=i, type="updated", occurred_at=now, data={"fields": ["owner_id"], "owner_id": to_owner_id}
+        )
+        for i in ids
+    )
+    await session.flush()
+    return len(ids)
+
+
+async def erase_customer(session: AsyncSession, *, customer_id: uuid.UUID) -> None:
+    """PIPL erasure: personal data goes, anonymous purchases and aggregates stay."""
+    customer = await get_customer(session, customer_id, for_update=True)
+    now = utcnow()
+    _clear_personal_data(customer)
+    customer.status = "erased"
+    customer.erased_at = now
+    customer.updated_at = now
+    await session.flush()
+    # Contact notes are free text about the person; the kind, time and score stay for statistics.
+    await session.execute(
+        update(Interaction).where(Interaction.customer_id == customer.id).values(subject=None, note=None)
+    )
+    await forget_responses(session, f"/v1/customers/{customer.id}")
+    await record_event(session, customer.id, "erased", {})
+
+
+def _tag_filter(session: AsyncSession, tag: str) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(Customer.tags, JSONB).contains([tag])
+    each = func.json_each(Customer.tags).table_valued("value")
+    return exists(select(1).select_from(each).where(each.c.value == tag))
+
+
+def search_query(
+    session: AsyncSession,
+    *,
+    q: str | None,
+    type_: str | None,
+    tier: str | None,
+    segment: str | None,
+    tag: str | None,
+    owner_id: str | None,
+    consent: str | None,
+    region: str,
+) -> Select[tuple[Customer]]:
+    query = select(Customer).where(Customer.status == "active")
+    if q:
+        conditions = [Customer.name.contains(q, autoescape=True), Customer.card_number == q]
+        if "@" in q:
+            conditions.append(Customer.email == q.lower())
+        with contextlib.suppress(Unprocessable):
+            conditions.append(Customer.phone == normalize_phone(q, region))
+        query = query.where(or_(*conditions))
+    for column, value in (
+        (Customer.type, type_),
+        (Customer.tier, tier),
+        (Customer.segment, segment),
+        (Customer.owner_id, owner_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if tag is not None:
+        query = query.where(_tag_filter(session, tag))
+    if consent is not None:
+        # A marketing or profiling list honours both the consent and any processing restriction.
+        query = query.where(Customer.restricted.is_(False))
+        if session.get_bind().dialect.name == "postgresql":
+            status = cast(Customer.consents, JSONB)[consent]["status"].astext
+        else:
+            status = func.json_extract(Customer.consents, f"$.{consent}.status")
+        query = query.where(status == "granted")
+    return query
+
+
+async def search_customers(
+    session: AsyncSession, query: Select[tuple[Customer]], *, after: str | None, limit: int
+) -> Sequence[Customer]:
+    if after is not None:
+        query = query.where(Customer.id < uuid.UUID(after))
+    return (await session.execute(query.order_by(Customer.id.desc()).limit(limit + 1))).scalars().all()
+
+
+async def customer_events(session: AsyncSession, *, after: int, limit: int) -> Sequence[CustomerEvent]:
+    query = select(CustomerEvent).where(CustomerEvent.sequence > after).order_by(CustomerEvent.sequence)
+    return (await session.execute(query.limit(limit + 1))).scalars().all()

@@ -1,0 +1,69 @@
+"""Contact history rules: entries are appended, a source's retry finds its first entry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from crm_kit.db import utcnow
+from customer_api.customers.service import resolve_customer_id
+from customer_api.interactions.models import Interaction
+from customer_api.interactions.schemas import InteractionCreate
+
+
+async def _by_source(session: AsyncSession, source: str, external_id: str) -> Interaction | None:
+    query = select(Interaction).where(Interaction.source == source, Interaction.external_id == external_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def record_interaction(
+    session: AsyncSession, *, customer_id: uuid.UUID, data: InteractionCreate
+) -> tuple[Interaction, bool]:
+    """Append an entry to the customer's contact history; returns it and whether it is new."""
+    live_id = await resolve_customer_id(session, customer_id)
+    if data.source and data.external_id:
+        existing = await _by_source(session, data.source, data.external_id)
+        if existing is not None:
+            return existing, False
+    now = utcnow()
+    interaction = Interaction(
+        id=uuid7(),
+        customer_id=live_id,
+        created_at=now,
+        **data.model_dump(exclude={"occurred_at"}),
+        occurred_at=data.occurred_at or now,
+    )
+    session.add(interaction)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        # The same source record raced in from a retry; the stored one answers.
+        existing = await _by_source(session, data.source or "", data.external_id or "")
+        if existing is None:
+            raise
+        return existing, False
+    return interaction, True
+
+
+async def customer_interactions(
+    session: AsyncSession, *, customer_id: uuid.UUID, kind: str | None, after: list[Any] | None, limit: int
+) -> Sequence[Interaction]:
+    """The contact timeline, newest first; `after` is the (occurred_at, id) of the last entry seen."""
+    query = select(Interaction).where(Interaction.customer_id == customer_id)
+    if kind is not None:
+        query = query.where(Interaction.kind == kind)
+    if after is not None:
+        at, last_id = dt.datetime.fromisoformat(after[0]), uuid.UUID(after[1])
+        query = query.where(
+            or_(Interaction.occurred_at < at, and_(Interaction.occurred_at == at, Interaction.id < last_id))
+        )
+    query = query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit + 1)
+    return (await session.execute(query)).scalars().all()

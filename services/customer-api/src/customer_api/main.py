@@ -1,0 +1,57 @@
+"""Builds the customer-api application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from crm_kit.app import build_app
+from customer_api.config import Settings
+from customer_api.customers.router import feed_router
+from customer_api.customers.router import router as customers_router
+from customer_api.customers.service import CustomerMoved
+from customer_api.interactions.router import router as interactions_router
+from customer_api.purchases.router import router as purchases_router
+
+ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
+
+DESCRIPTION = """
+The customer archive (客户档案) of the retail CRM: one profile per person or organisation, shared by every
+department — membership cards, purchases with line items, contact history, consent and PIPL rights.
+
+Authenticate with `Authorization: Bearer <api-key>`. Errors are `application/problem+json` (RFC 9457).
+Lists page with `limit` and `cursor`; feeds with `after`. Creates accept `Idempotency-Key`; updates take
+`If-Match`.
+"""
+
+
+async def _moved(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CustomerMoved)
+    return JSONResponse(
+        {"id": str(exc.customer_id), "status": "merged", "merged_into": str(exc.merged_into)},
+        status_code=308,
+        headers={"Location": f"/v1/customers/{exc.merged_into}"},
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = build_app(
+        settings,
+        title="customer-api",
+        version="0.1.0",
+        description=DESCRIPTION,
+        routers=[customers_router, purchases_router, interactions_router, feed_router],
+        alembic_ini=ALEMBIC_INI,
+        openapi_tags=[
+            {"name": "customers", "description": "Profiles, merges, reassignment, PIPL export and erasure"},
+            {"name": "purchases", "description": "Orders with line items"},
+            {"name": "interactions", "description": "Contact history (客户接触记录)"},
+            {"name": "feeds", "description": "Ordered change feeds for peer services"},
+            {"name": "health", "description": "Liveness, readiness, metrics"},
+        ],
+    )
+    app.add_exception_handler(CustomerMoved, _moved)
+    return app

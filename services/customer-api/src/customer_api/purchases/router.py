@@ -1,0 +1,117 @@
+"""HTTP routes of purchases: intake, bulk intake, history, the purchase feed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import AwareDatetime
+
+from crm_kit.auth import Principal, require
+from crm_kit.db import SessionDep
+from crm_kit.errors import Unprocessable, problem_responses
+from crm_kit.pagination import FeedPage, FeedParams, Page, PageParams
+from crm_kit.schemas import model_response
+from customer_api.customers.service import get_customer
+from customer_api.purchases import service
+from customer_api.purchases.schemas import BulkPurchases, BulkResult, PurchaseCreate, PurchaseFeedItem, PurchaseRead
+
+router = APIRouter(tags=["purchases"])
+
+PurchasesWriter = Annotated[Principal, require("purchases:write")]
+PurchasesReader = Annotated[Principal, require("purchases:read")]
+
+
+def _render(purchase: object, *, status_code: int) -> Response:
+    body = PurchaseRead.model_validate(purchase)
+    return model_response(body, status_code=status_code, headers={"Location": f"/v1/purchases/{body.order_id}"})
+
+
+@router.post(
+    "/v1/purchases",
+    status_code=201,
+    response_model=PurchaseRead,
+    summary="Record an order with its line items",
+    description="`order_id` is the idempotency key: the same order again answers 200 with the stored one; "
+    "another body under the same `order_id` is a 409. Purchases for a merged customer go to the surviving profile.",
+    responses={
+        200: {"description": "The order was already stored", "model": PurchaseRead},
+        **problem_responses(401, 403, 409, 422),
+    },
+)
+async def record_purchase(order: PurchaseCreate, session: SessionDep, _: PurchasesWriter) -> Response:
+    purchase, created = await service.record_purchase(session, order=order)
+    return _render(purchase, status_code=201 if created else 200)
+
+
+@router.post(
+    "/v1/purchases/bulk",
+    response_model=BulkResult,
+    summary="Record many orders at once",
+    description="Up to the configured maximum (10,000 by default) orders per request, in one transaction. "
+    "Each order gets its own result: created, existing (same order already stored), conflict or invalid; "
+    "bad orders do not reject the good ones. Retrying the whole request creates nothing twice.",
+    responses=problem_responses(401, 403, 413, 422),
+)
+async def import_purchases(request: Request, body: BulkPurchases, session: SessionDep, _: PurchasesWriter) -> Response:
+    limit = request.app.state.settings.bulk_max_orders
+    if len(body.purchases) > limit:
+        raise Unprocessable(f"at most {limit} orders per request", field="purchases")
+    return model_response(await service.import_purchases(session, rows=body.purchases))
+
+
+@router.get(
+    "/v1/purchases/{order_id}",
+    response_model=PurchaseRead,
+    summary="Read one order",
+    responses=problem_responses(401, 403, 404),
+)
+async def read_purchase(
+    order_id: Annotated[str, Path(max_length=64)], session: SessionDep, _: PurchasesReader
+) -> Response:
+    return model_response(PurchaseRead.model_validate(await service.get_purchase(session, order_id)))
+
+
+@router.get(
+    "/v1/customers/{customer_id}/purchases",
+    response_model=Page[PurchaseRead],
+    summary="A customer's orders, newest first",
+    description="`since` (inclusive) and `until` (exclusive) bound `purchased_at`.",
+    responses=problem_responses(400, 401, 403, 404, 410, 422),
+)
+async def customer_purchases(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    _: PurchasesReader,
+    page: Annotated[PageParams, Depends()],
+    since: Annotated[AwareDatetime | None, Query()] = None,
+    until: Annotated[AwareDatetime | None, Query()] = None,
+) -> Response:
+    customer = await get_customer(session, customer_id)
+    rows = await service.customer_purchases(
+        session, customer_id=customer.id, since=since, until=until, after=page.position, limit=page.limit
+    )
+    items = [PurchaseRead.model_validate(p) for p in rows[: page.limit]]
+    next_cursor = None
+    if len(rows) > page.limit:
+        last = rows[page.limit - 1]
+        next_cursor = page.next_cursor([last.purchased_at.isoformat(), last.id])
+    return model_response(Page[PurchaseRead](items=items, next_cursor=next_cursor))
+
+
+@router.get(
+    "/v1/feeds/purchases",
+    response_model=FeedPage[PurchaseFeedItem],
+    summary="Purchase feed",
+    description="Every stored order in commit order, without gaps or repeats even while orders are written "
+    "concurrently. Keep `next_cursor` and pass it as `after` to resume.",
+    tags=["feeds"],
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def purchase_feed(
+    session: SessionDep, _: Annotated[Principal, require("feeds:read")], feed: Annotated[FeedParams, Depends()]
+) -> Response:
+    rows = await service.purchase_feed(session, after=feed.position, limit=feed.limit)
+    items = [PurchaseFeedItem.model_validate(p) for p in rows]
+    return model_response(feed.page(items, lambda p: p.sequence))

@@ -1,0 +1,115 @@
+"""Bodies of orders, bulk intake results and the purchase feed. Money is a decimal string."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, StringConstraints, field_validator
+
+from crm_kit.schemas import RequestModel, ResponseModel
+
+Channel = Literal["store", "online", "app", "wechat", "phone", "other"]
+Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
+Quantity = Annotated[Decimal, PlainSerializer(lambda v: format(v.normalize(), "f"), return_type=str)]
+
+EXAMPLE_ORDER = {
+    "order_id": "POS-20261123-000123",
+    "customer_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
+    "purchased_at": "2026-11-23T10:15:00+08:00",
+    "channel": "store",
+    "store_id": "SH-JA-001",
+    "currency": "CNY",
+    "items": [
+        {"sku": "6901234567890", "name": "金龙鱼花生油 5L", "category": "粮油", "quantity": "1", "unit_price": "89.90"},
+        {
+            "sku": "6909876543210",
+            "name": "蒙牛纯牛奶 250ml×24",
+            "category": "乳品",
+            "quantity": "2",
+            "unit_price": "59.50",
+        },
+    ],
+}
+
+
+class LineItem(RequestModel):
+    sku: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    category: Annotated[str, StringConstraints(max_length=100)] | None = None
+    quantity: Decimal = Field(gt=0, le=Decimal("1000000"), max_digits=12, decimal_places=3)
+    unit_price: Decimal = Field(ge=0, le=Decimal("100000000"), max_digits=14, decimal_places=2)
+
+
+class PurchaseCreate(RequestModel):
+    order_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="The order system's id: the natural idempotency key"
+    )
+    customer_id: uuid.UUID
+    purchased_at: AwareDatetime
+    channel: Channel = "store"
+    store_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
+    items: list[LineItem] = Field(min_length=1, max_length=500)
+
+    @field_validator("purchased_at")
+    @classmethod
+    def _not_in_future(cls, value: dt.datetime) -> dt.datetime:
+        if value > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+            raise ValueError("purchased_at is in the future")
+        if value.year < 1990:
+            raise ValueError("purchased_at is before 1990")
+        return value
+
+    model_config = {"json_schema_extra": {"examples": [EXAMPLE_ORDER]}}
+
+
+class BulkPurchases(RequestModel):
+    purchases: list[dict[str, Any]] = Field(
+        min_length=1, description="Orders in the shape of `POST /v1/purchases`; each is validated on its own"
+    )
+
+    model_config = {"json_schema_extra": {"examples": [{"purchases": [EXAMPLE_ORDER]}]}}
+
+
+class LineRead(ResponseModel):
+    line_no: int
+    sku: str
+    name: str | None
+    category: str | None
+    quantity: Quantity
+    unit_price: Money
+    amount: Money
+
+
+class PurchaseRead(ResponseModel):
+    order_id: str
+    customer_id: uuid.UUID
+    purchased_at: dt.datetime
+    channel: str
+    store_id: str | None
+    currency: str
+    total: Money
+    items: list[LineRead] = Field(validation_alias="lines")
+    created_at: dt.datetime
+
+
+class PurchaseFeedItem(PurchaseRead):
+    sequence: int = Field(validation_alias="id")
+
+
+class BulkRowResult(BaseModel):
+    index: int
+    order_id: str | None
+    status: Literal["created", "existing", "conflict", "invalid"]
+    detail: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+class BulkResult(BaseModel):
+    created: int
+    existing: int
+    rejected: int
+    results: list[BulkRowResult]
