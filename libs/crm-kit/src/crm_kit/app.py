@@ -11,7 +11,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import ORJSONResponse
 
 from crm_kit.auth import KeyRing
 from crm_kit.db import Database
@@ -57,7 +56,6 @@ def build_app(
         description=description,
         lifespan=_lifespan,
         openapi_tags=openapi_tags,
-        default_response_class=ORJSONResponse,
     )
     app.state.settings = settings
     app.state.keyring = KeyRing(settings)

@@ -16,6 +16,7 @@ import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.tracebacks import ExceptionDictTransformer
 
 from crm_kit.context import request_id
 from crm_kit.errors import PayloadTooLarge
@@ -42,7 +43,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     structlog.configure(
         processors=[
             *shared,
-            structlog.processors.dict_tracebacks,
+            # Frame locals would carry request bodies (names, phones) into the logs.
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
             structlog.processors.EventRenamer("message"),
             lambda _l, _n, e: {"service": service, **e},
             structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o, default=str).decode()),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import phonenumbers
@@ -101,10 +101,14 @@ async def _ensure_unique(session: AsyncSession, values: dict[str, Any], exclude:
         )
 
 
-async def _flush_unique(session: AsyncSession, values: dict[str, Any], exclude: uuid.UUID | None = None) -> None:
-    """Flush, turning a lost race on a unique field into the same 409 as the check before it."""
+async def _apply_unique(
+    session: AsyncSession, apply: Callable[[], None], values: dict[str, Any], exclude: uuid.UUID | None = None
+) -> None:
+    """Apply a change and flush it in a savepoint: a lost race on a unique field becomes the same 409 as
+    the check before it, and the request's transaction stays usable to find the winner."""
     try:
         async with session.begin_nested():
+            apply()
             await session.flush()
     except IntegrityError:
         await _ensure_unique(session, values, exclude)
@@ -139,8 +143,7 @@ async def create_customer(session: AsyncSession, *, data: CustomerCreate, region
         updated_at=now,
         **{k: v for k, v in values.items()},
     )
-    session.add(customer)
-    await _flush_unique(session, values)
+    await _apply_unique(session, lambda: session.add(customer), values)
     await record_event(session, customer.id, "created", {"type": customer.type, "owner_id": customer.owner_id})
     return customer
 
@@ -176,27 +179,28 @@ async def update_customer(
     values = _normalized(data, region)
     values.pop("restricted", None)
     await _ensure_unique(session, values, exclude=customer.id)
-    changed = [field for field, value in values.items() if getattr(customer, field) != value]
-    for field in changed:
-        setattr(customer, field, values[field])
     now = utcnow()
     events: list[tuple[str, dict[str, Any]]] = []
     if data.consents:
         consents = _consents(data.consents, customer.consents, now)
         if consents != customer.consents:
-            changed.append("consents")
-            customer.consents = consents
+            values["consents"] = consents
             events.append(("consent_changed", {p: c["status"] for p, c in consents.items()}))
     if data.restricted is not None and data.restricted != customer.restricted:
-        customer.restricted = data.restricted
-        customer.restricted_at = now if data.restricted else None
-        changed.append("restricted")
+        values["restricted"] = data.restricted
+        values["restricted_at"] = now if data.restricted else None
         events.append(("restricted" if data.restricted else "unrestricted", {}))
+    changed = {field: value for field, value in values.items() if getattr(customer, field) != value}
     if not changed:
         return customer
-    customer.updated_at = now
-    await _flush_unique(session, values, exclude=customer.id)
-    await record_event(session, customer.id, "updated", {"fields": sorted(set(changed))})
+
+    def apply() -> None:
+        for field, value in changed.items():
+            setattr(customer, field, value)
+        customer.updated_at = now
+
+    await _apply_unique(session, apply, values, exclude=customer.id)
+    await record_event(session, customer.id, "updated", {"fields": sorted(set(changed) - {"restricted_at"})})
     for type_, event_data in events:
         await record_event(session, customer.id, type_, event_data)
     return customer

@@ -40,9 +40,9 @@ async def record_interaction(
         **data.model_dump(exclude={"occurred_at"}),
         occurred_at=data.occurred_at or now,
     )
-    session.add(interaction)
     try:
         async with session.begin_nested():
+            session.add(interaction)
             await session.flush()
     except IntegrityError:
         # The same source record raced in from a retry; the stored one answers.

@@ -67,7 +67,7 @@ class PurchaseCreate(RequestModel):
 
 
 class BulkPurchases(RequestModel):
-    purchases: list[dict[str, Any]] = Field(
+    purchases: list[Any] = Field(
         min_length=1, description="Orders in the shape of `POST /v1/purchases`; each is validated on its own"
     )
 

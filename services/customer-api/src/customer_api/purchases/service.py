@@ -131,7 +131,7 @@ async def _customer_targets(session: AsyncSession, ids: Iterable[uuid.UUID]) -> 
     return {i: target(i) for i in status} | {i: None for i in set(ids) - set(status)}
 
 
-async def import_purchases(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> BulkResult:
+async def import_purchases(session: AsyncSession, *, rows: Sequence[Any]) -> BulkResult:
     """Store many orders in one transaction; each row gets its own result, bad rows do not stop good ones."""
     results: list[BulkRowResult | None] = [None] * len(rows)
     valid: list[tuple[int, PurchaseCreate]] = []
