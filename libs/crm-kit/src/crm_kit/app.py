@@ -33,7 +33,6 @@ def build_app(
     alembic_ini: Path,
     lifespan: ServiceLifespan | None = None,
     openapi_tags: list[dict[str, str]] | None = None,
-    max_body_bytes: int = 32 * 1024 * 1024,
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
 
@@ -67,7 +66,7 @@ def build_app(
         RequestContextMiddleware,
         metrics=app.state.metrics,
         access_log=settings.access_log,
-        max_body_bytes=max_body_bytes,
+        max_body_bytes=settings.max_body_bytes,
     )
     app.include_router(health_router())
     for router in routers:

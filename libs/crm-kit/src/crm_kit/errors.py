@@ -7,6 +7,7 @@ never leave the process; unexpected failures are logged with the request id and 
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import structlog
@@ -165,8 +166,11 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(exc.status_code, "http")
-    title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(exc.status_code, "HTTP error")
+    try:
+        title = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        title = "HTTP error"
+    slug = title.lower().replace(" ", "-")
     detail = exc.detail if isinstance(exc.detail, str) else None
     return problem_response(request, status=exc.status_code, title=title, slug=slug, detail=detail, headers=exc.headers)
 

@@ -101,9 +101,7 @@ _TOO_LARGE = orjson.dumps(
 
 
 class RequestContextMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, access_log: bool = True, max_body_bytes: int = 32 * 1024 * 1024
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, access_log: bool, max_body_bytes: int) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log

@@ -61,8 +61,19 @@ class PageParams:
         self._codec: CursorCodec = request.app.state.cursor_codec
         self.position: Any = self._codec.decode(cursor) if cursor else None
 
-    def next_cursor(self, position: Any) -> str:
-        return self._codec.encode(position)
+    def keyset(self, *parsers: Callable[[Any], Any]) -> tuple[Any, ...] | None:
+        """The cursor's position as a tuple, each part checked by its parser; None on the first page."""
+        if self.position is None:
+            return None
+        try:
+            if not isinstance(self.position, list) or len(self.position) != len(parsers):
+                raise ValueError("wrong shape")
+            return tuple(parse(part) for parse, part in zip(parsers, self.position, strict=True))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise BadRequest("the cursor does not belong to this list", field="cursor") from exc
+
+    def next_cursor(self, *position: Any) -> str:
+        return self._codec.encode([str(p) if not isinstance(p, int) else p for p in position])
 
 
 class FeedPage(BaseModel, Generic[T]):

@@ -46,6 +46,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="CRM_LOG_LEVEL")
     access_log: bool = Field(True, validation_alias="CRM_ACCESS_LOG")
     db_pool_size: int = Field(10, validation_alias="CRM_DB_POOL_SIZE")
+    max_body_bytes: int = Field(32 * 1024 * 1024, validation_alias="CRM_MAX_BODY_BYTES")
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:

@@ -89,10 +89,11 @@ async def search_customers(
     query = service.search_query(
         session, q=q, type_=type, tier=tier, segment=segment, tag=tag, owner_id=owner_id, consent=consent, region=region
     )
-    rows = await service.search_customers(session, query, after=page.position, limit=page.limit)
+    after = page.keyset(uuid.UUID)
+    rows = await service.search_customers(session, query, after=after[0] if after else None, limit=page.limit)
     items = rows[: page.limit]
     show_pii = principal.has("customers:pii")
-    next_cursor = page.next_cursor(str(items[-1].id)) if len(rows) > page.limit else None
+    next_cursor = page.next_cursor(items[-1].id) if len(rows) > page.limit else None
     body = Page[CustomerRead](items=[customer_read(c, show_pii=show_pii) for c in items], next_cursor=next_cursor)
     return model_response(body)
 

@@ -368,10 +368,10 @@ def search_query(
 
 
 async def search_customers(
-    session: AsyncSession, query: Select[tuple[Customer]], *, after: str | None, limit: int
+    session: AsyncSession, query: Select[tuple[Customer]], *, after: uuid.UUID | None, limit: int
 ) -> Sequence[Customer]:
     if after is not None:
-        query = query.where(Customer.id < uuid.UUID(after))
+        query = query.where(Customer.id < after)
     return (await session.execute(query.order_by(Customer.id.desc()).limit(limit + 1))).scalars().all()
 
 

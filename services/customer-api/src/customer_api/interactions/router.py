@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -63,11 +64,15 @@ async def list_interactions(
 ) -> Response:
     customer = await get_customer(session, customer_id)
     rows = await service.customer_interactions(
-        session, customer_id=customer.id, kind=kind, after=page.position, limit=page.limit
+        session,
+        customer_id=customer.id,
+        kind=kind,
+        after=page.keyset(dt.datetime.fromisoformat, uuid.UUID),
+        limit=page.limit,
     )
     items = [InteractionRead.model_validate(i) for i in rows[: page.limit]]
     next_cursor = None
     if len(rows) > page.limit:
         last = items[-1]
-        next_cursor = page.next_cursor([last.occurred_at.isoformat(), str(last.id)])
+        next_cursor = page.next_cursor(last.occurred_at.isoformat(), last.id)
     return model_response(Page[InteractionRead](items=items, next_cursor=next_cursor))

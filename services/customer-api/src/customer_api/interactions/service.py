@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -54,14 +53,14 @@ async def record_interaction(
 
 
 async def customer_interactions(
-    session: AsyncSession, *, customer_id: uuid.UUID, kind: str | None, after: list[Any] | None, limit: int
+    session: AsyncSession, *, customer_id: uuid.UUID, kind: str | None, after: tuple[Any, ...] | None, limit: int
 ) -> Sequence[Interaction]:
     """The contact timeline, newest first; `after` is the (occurred_at, id) of the last entry seen."""
     query = select(Interaction).where(Interaction.customer_id == customer_id)
     if kind is not None:
         query = query.where(Interaction.kind == kind)
     if after is not None:
-        at, last_id = dt.datetime.fromisoformat(after[0]), uuid.UUID(after[1])
+        at, last_id = after
         query = query.where(
             or_(Interaction.occurred_at < at, and_(Interaction.occurred_at == at, Interaction.id < last_id))
         )

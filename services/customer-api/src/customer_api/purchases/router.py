@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -90,13 +91,18 @@ async def customer_purchases(
 ) -> Response:
     customer = await get_customer(session, customer_id)
     rows = await service.customer_purchases(
-        session, customer_id=customer.id, since=since, until=until, after=page.position, limit=page.limit
+        session,
+        customer_id=customer.id,
+        since=since,
+        until=until,
+        after=page.keyset(dt.datetime.fromisoformat, int),
+        limit=page.limit,
     )
     items = [PurchaseRead.model_validate(p) for p in rows[: page.limit]]
     next_cursor = None
     if len(rows) > page.limit:
         last = rows[page.limit - 1]
-        next_cursor = page.next_cursor([last.purchased_at.isoformat(), last.id])
+        next_cursor = page.next_cursor(last.purchased_at.isoformat(), last.id)
     return model_response(Page[PurchaseRead](items=items, next_cursor=next_cursor))
 
 

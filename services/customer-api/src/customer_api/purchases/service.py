@@ -220,7 +220,7 @@ async def customer_purchases(
     customer_id: uuid.UUID,
     since: dt.datetime | None,
     until: dt.datetime | None,
-    after: list[Any] | None,
+    after: tuple[Any, ...] | None,
     limit: int,
 ) -> Sequence[Purchase]:
     """A customer's orders, newest first; `after` is the (purchased_at, id) keyset of the last one seen."""
@@ -230,7 +230,7 @@ async def customer_purchases(
     if until is not None:
         query = query.where(Purchase.purchased_at < until)
     if after is not None:
-        at, last_id = dt.datetime.fromisoformat(after[0]), int(after[1])
+        at, last_id = after
         query = query.where(or_(Purchase.purchased_at < at, and_(Purchase.purchased_at == at, Purchase.id < last_id)))
     query = query.order_by(Purchase.purchased_at.desc(), Purchase.id.desc()).limit(limit + 1)
     return (await session.execute(query)).scalars().all()
