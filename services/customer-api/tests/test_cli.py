@@ -1,0 +1,69 @@
+"""The command line: CSV imports with a summary of rejected rows, idempotent on a second run."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from customer_api.cli import app as cli
+
+CUSTOMERS = """name,phone,email,type,gender,birthday,card_number,owner_id,tags
+王芳,13811112222,wang.fang@example.com,individual,female,1988-05-20,CARD-1001,staff-1,母婴|高频
+上海华联采购部,021-6279 8888,,group,,,CARD-1002,staff-2,团购
+坏电话,12345,,,,,,,
+,13811113333,,,,,,,
+李雷,13811114444,li.lei@example.com,individual,male,1990-02-30,,,
+"""
+
+PURCHASES = """order_id,card_number,phone,purchased_at,channel,store_id,sku,name,category,quantity,unit_price
+P-1,CARD-1001,,2026-10-01T10:00:00+08:00,store,SH-1,6901,花生油,粮油,1,89.90
+P-1,CARD-1001,,2026-10-01T10:00:00+08:00,store,SH-1,6902,牛奶,乳品,2,59.50
+P-2,,021-62798888,2026-10-02T10:00:00+08:00,online,,6903,大米,粮油,10,5.20
+P-3,CARD-9999,,2026-10-03T10:00:00+08:00,store,SH-1,6904,鸡蛋,生鲜,1,12.00
+P-4,CARD-1001,,not-a-date,store,SH-1,6905,面包,烘焙,1,8.00
+"""
+
+
+def _run(args: list[str], env: dict[str, str]) -> str:
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+async def test_import_customers_and_purchases(client: httpx.AsyncClient, database_url: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    customers_csv = tmp_path / "customers.csv"
+    customers_csv.write_text(CUSTOMERS, encoding="utf-8")
+    purchases_csv = tmp_path / "purchases.csv"
+    purchases_csv.write_text(PURCHASES, encoding="utf-8")
+
+    output = await asyncio.to_thread(_run, ["import-customers", str(customers_csv)], env)
+    assert "2 imported, 0 already present, 3 rejected" in output
+    assert "phone" in output and "birthday" in output and "name" in output
+    again = await asyncio.to_thread(_run, ["import-customers", str(customers_csv)], env)
+    assert "0 imported, 2 already present, 3 rejected" in again
+
+    output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert "2 imported, 0 already present, 2 rejected" in output
+    assert "P-3" in output and "P-4" in output
+    again = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert "0 imported, 2 already present, 2 rejected" in again
+
+    found = (await client.get("/v1/customers", params={"q": "CARD-1001"})).json()["items"]
+    assert [c["name"] for c in found] == ["王芳"] and found[0]["tags"] == ["母婴", "高频"]
+    history = (await client.get(f"/v1/customers/{found[0]['id']}/purchases")).json()["items"]
+    assert [(p["order_id"], p["total"], len(p["items"])) for p in history] == [("P-1", "208.90", 2)]
+    group = (await client.get("/v1/customers", params={"q": "021-62798888"})).json()["items"]
+    assert group[0]["type"] == "group"
+    assert [p["order_id"] for p in (await client.get(f"/v1/customers/{group[0]['id']}/purchases")).json()["items"]] == [
+        "P-2"
+    ]
+
+
+def test_migrate_command(tmp_path: Path) -> None:
+    output = _run(["migrate"], {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"})
+    assert "migrations applied" in output
+    assert (tmp_path / "fresh.db").exists()
