@@ -52,7 +52,8 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("an API key is required: Authorization: Bearer <key>", headers=_CHALLENGE)
-    principal = request.app.state.keyring.authenticate(credentials.credentials)
+    keyring: KeyRing = request.app.state.keyring
+    principal = keyring.authenticate(credentials.credentials)
     if principal is None:
         raise Unauthorized("the API key is not valid", headers=_CHALLENGE)
     request.state.principal = principal

@@ -7,6 +7,7 @@ never leave the process; unexpected failures are logged with the request id and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -110,7 +111,7 @@ def problem_response(
     title: str,
     slug: str,
     detail: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {

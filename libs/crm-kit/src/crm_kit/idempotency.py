@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Header, Request, Response
@@ -92,7 +92,7 @@ class Idempotency:
         )
         return response
 
-    async def _load(self) -> dict | None:
+    async def _load(self) -> dict[str, Any] | None:
         row = await self.session.execute(
             select(idempotency_keys).where(
                 idempotency_keys.c.principal == self.principal.name, idempotency_keys.c.key == self.key
@@ -101,7 +101,7 @@ class Idempotency:
         found = row.mappings().first()
         return dict(found) if found else None
 
-    def _replay(self, stored: dict) -> Response:
+    def _replay(self, stored: dict[str, Any]) -> Response:
         if stored["fingerprint"] != self.fingerprint:
             raise Unprocessable("this Idempotency-Key was used with a different request body", field="Idempotency-Key")
         if stored["status_code"] is None:

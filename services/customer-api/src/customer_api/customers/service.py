@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import phonenumbers
@@ -23,7 +23,7 @@ from crm_kit.errors import Conflict, Gone, NotFound, Unprocessable
 from crm_kit.feeds import lock_feed
 from crm_kit.idempotency import forget_responses
 from customer_api.customers.models import Customer, CustomerEvent
-from customer_api.customers.schemas import ConsentChange, CustomerCreate, CustomerUpdate
+from customer_api.customers.schemas import ConsentChange, CustomerCreate, CustomerUpdate, Purpose
 from customer_api.interactions.models import Interaction
 from customer_api.purchases.models import Purchase
 
@@ -66,7 +66,7 @@ async def record_event(
     await session.flush()
 
 
-def _consents(changes: dict[str, ConsentChange], current: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+def _consents(changes: Mapping[Purpose, ConsentChange], current: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     merged = dict(current)
     for purpose, change in changes.items():
         if merged.get(purpose, {}).get("status") != change.status:
@@ -337,7 +337,7 @@ def search_query(
     owner_id: str | None,
     consent: str | None,
     region: str,
-) -> Select[tuple[Customer]]:
+) -> Select[Customer]:
     query = select(Customer).where(Customer.status == "active")
     if q:
         conditions = [Customer.name.contains(q, autoescape=True), Customer.card_number == q]
@@ -368,7 +368,7 @@ def search_query(
 
 
 async def search_customers(
-    session: AsyncSession, query: Select[tuple[Customer]], *, after: uuid.UUID | None, limit: int
+    session: AsyncSession, query: Select[Customer], *, after: uuid.UUID | None, limit: int
 ) -> Sequence[Customer]:
     if after is not None:
         query = query.where(Customer.id < after)
