@@ -34,7 +34,9 @@ def hash_api_key(key: str) -> str:
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    # Only the process environment: a compose `.env` lying in the working directory must not switch a
+    # local run into production.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     service_name: str = "crm-service"
     environment: Literal["development", "test", "production"] = Field("development", validation_alias="CRM_ENV")

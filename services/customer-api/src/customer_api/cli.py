@@ -92,9 +92,16 @@ def serve(
     import uvicorn
 
     if migrate_first:
-        migrate()
+        # Silently: once serving, stdout carries JSON log lines only.
+        upgrade_database(ALEMBIC_INI, Settings().resolved_database_url)
     uvicorn.run(
-        "customer_api.main:create_app", factory=True, host=host, port=port, access_log=False, proxy_headers=True
+        "customer_api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=True,
+        log_config=None,  # the app configures JSON logging for every logger, uvicorn's included
     )
 
 

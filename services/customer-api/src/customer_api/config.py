@@ -6,9 +6,7 @@ from crm_kit.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CUSTOMER_API_", env_file=".env", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="CUSTOMER_API_", extra="ignore", populate_by_name=True)
 
     service_name: str = "customer-api"
     default_region: str = "CN"

@@ -1,0 +1,119 @@
+"""Cross-service tests: the services run as real processes and are driven over real HTTP.
+
+Point them at a running stack (e.g. `docker compose up`) with `CUSTOMER_API_URL` and `CRM_TEST_API_KEY`;
+otherwise each test session starts the services itself on free ports, on SQLite and, when it is
+reachable, on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crm_kit.testing import BACKENDS, temporary_database
+
+BIN = Path(sys.executable).parent
+DEV_KEY = "dev-admin-key"
+
+
+@dataclass
+class RunningService:
+    name: str
+    base_url: str
+    api_key: str
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(encoding="utf-8").splitlines() if self.log_path else []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_service(
+    name: str, database_url: str, workdir: Path, extra_env: dict[str, str] | None = None
+) -> RunningService:
+    """Start `<name> serve` (migrations first) on a free port and wait until /readyz says ready."""
+    port = free_port()
+    log_path = workdir / f"{name}.log"
+    env = {
+        **os.environ,
+        "CRM_ENV": "test",
+        "DATABASE_URL": database_url,
+        "CRM_DATA_DIR": str(workdir),
+        "CRM_DEV_API_KEY": DEV_KEY,
+        **(extra_env or {}),
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / name), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    service = RunningService(name, f"http://127.0.0.1:{port}", DEV_KEY, process, log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{service.base_url}/readyz", timeout=1).status_code == 200:
+                return service
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    stop_service(service)
+    raise RuntimeError(f"{name} was not ready in 60 s:\n{log_path.read_text()}")
+
+
+def stop_service(service: RunningService) -> int | None:
+    if service.process is None:
+        return None
+    if service.process.poll() is None:
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            service.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
+    return service.process.returncode
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def customer_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningService]:
+    if url := os.environ.get("CUSTOMER_API_URL"):
+        if request.param != BACKENDS[0]:
+            pytest.skip("an external stack runs on one backend")
+        yield RunningService("customer-api", url.rstrip("/"), os.environ.get("CRM_TEST_API_KEY", DEV_KEY))
+        return
+    workdir = tmp_path_factory.mktemp(f"customer-api-{request.param}")
+    async with temporary_database(request.param, "stack_customer_api", workdir) as database_url:
+        service = start_service("customer-api", database_url, workdir)
+        try:
+            yield service
+        finally:
+            stop_service(service)
+
+
+@pytest.fixture
+def customers(customer_api: RunningService) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=customer_api.base_url, headers={"Authorization": f"Bearer {customer_api.api_key}"}, timeout=30
+    ) as client:
+        yield client
