@@ -5,6 +5,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+# Importing the models registers their tables on the metadata the migrations compare against.
+import customer_api.analytics.models
 import customer_api.customers.models
 import customer_api.interactions.models
 import customer_api.purchases.models  # noqa: F401

@@ -8,6 +8,7 @@ read snapshot is upgraded. Read-only sessions (GET requests) begin deferred and 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -128,6 +129,20 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+
+def lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+async def transaction_lock(session: AsyncSession, name: str) -> None:
+    """Serialise transactions that take the lock `name` until they end, across every replica.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: its write transactions already run one
+    at a time (`BEGIN IMMEDIATE`), so there is nothing more to take.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:

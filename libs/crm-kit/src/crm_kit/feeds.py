@@ -8,17 +8,11 @@ transaction-scoped advisory lock, on SQLite by its single writer lock (`BEGIN IM
 
 from __future__ import annotations
 
-import hashlib
-
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-
-def lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+from crm_kit.db import transaction_lock
 
 
 async def lock_feed(session: AsyncSession, name: str) -> None:
     """Hold the feed's writer lock until this transaction ends. Call before inserting feed rows."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})
+    await transaction_lock(session, name)

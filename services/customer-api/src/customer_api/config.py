@@ -1,8 +1,20 @@
 """customer-api settings: the shared ones plus `CUSTOMER_API_*`."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from crm_kit.settings import ServiceSettings
+
+# The R×F segment map: rows are the recency score R = 1..5, columns the frequency score F = 1..5.
+# It follows the common RFM segment grid (Champions recent and frequent, Can't Lose Them frequent but
+# long gone, …), with "Lost" split off from Hibernating for R = 1, F = 1.
+SEGMENT_GRID: list[list[str]] = [
+    ["Lost", "Hibernating", "At Risk", "At Risk", "Can't Lose Them"],  # R = 1
+    ["Hibernating", "Hibernating", "At Risk", "At Risk", "Can't Lose Them"],  # R = 2
+    ["About to Sleep", "About to Sleep", "Need Attention", "Loyal", "Loyal"],  # R = 3
+    ["Promising", "Potential Loyalist", "Potential Loyalist", "Loyal", "Loyal"],  # R = 4
+    ["New", "Potential Loyalist", "Potential Loyalist", "Champions", "Champions"],  # R = 5
+]
 
 
 class Settings(ServiceSettings):
@@ -11,3 +23,23 @@ class Settings(ServiceSettings):
     service_name: str = "customer-api"
     default_region: str = "CN"
     bulk_max_orders: int = 10_000
+
+    # Customer value. Purchase days are counted in the business time zone.
+    business_timezone: str = "Asia/Shanghai"
+    rfm_window_days: int = Field(365, ge=1, description="Frequency and monetary value count purchases this far back")
+    rfm_segments: list[list[str]] = Field(default_factory=lambda: [row[:] for row in SEGMENT_GRID])
+    tier_window_days: int = Field(365, ge=1, description="Tiers rank customers by their spend over this window")
+    # Tier → share of the profiled customer base, from the top: 5% gold, the next 15% silver, next 30% bronze.
+    tier_shares: dict[str, float] = Field(default_factory=lambda: {"gold": 0.05, "silver": 0.15, "bronze": 0.30})
+    clv_time_unit_days: int = Field(7, ge=1, description="The models' time unit (7 = weeks, as in the papers)")
+    clv_expected_days: int = Field(90, ge=1, description="Expected purchases are given for this many days ahead")
+    clv_horizon_days: int = Field(365, ge=1, description="Predicted value covers this horizon")
+    clv_annual_discount_rate: float = Field(0.10, ge=0)
+    clv_holdout_days: int = Field(90, ge=0, description="The model check holds out this many days; 0 skips it")
+    churn_p_alive_below: float = Field(0.5, gt=0, lt=1)
+    churn_p_alive_drop: float = Field(0.2, gt=0, lt=1)
+    churn_overdue_factor: float = Field(2.0, gt=1, description="Overdue: silent this many times their usual gap")
+    churn_top_value_share: float = Field(
+        0.5, gt=0, le=1, description="Worth saving: within this top share by spend or predicted value"
+    )
+    refresh_on_start: bool = Field(False, description="Queue a value refresh when the service starts")

@@ -8,6 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from crm_kit.app import build_app
+from customer_api.analytics.jobs import refresh_worker
+from customer_api.analytics.router import router as analytics_router
 from customer_api.config import Settings
 from customer_api.customers.router import feed_router
 from customer_api.customers.router import router as customers_router
@@ -43,12 +45,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="customer-api",
         version="0.1.0",
         description=DESCRIPTION,
-        routers=[customers_router, purchases_router, interactions_router, feed_router],
+        routers=[customers_router, purchases_router, interactions_router, analytics_router, feed_router],
         alembic_ini=ALEMBIC_INI,
+        lifespan=refresh_worker,
         openapi_tags=[
             {"name": "customers", "description": "Profiles, merges, reassignment, PIPL export and erasure"},
             {"name": "purchases", "description": "Orders with line items"},
             {"name": "interactions", "description": "Contact history (客户接触记录)"},
+            {"name": "analytics", "description": "Customer value: RFM, tiers, CLV, churn risk"},
             {"name": "feeds", "description": "Ordered change feeds for peer services"},
             {"name": "health", "description": "Liveness, readiness, metrics"},
         ],

@@ -36,6 +36,8 @@ class Customer(Base):
     owner_id: Mapped[str | None] = mapped_column(String(64), index=True)
     credit_rating: Mapped[str | None] = mapped_column(String(4))
     tier: Mapped[str] = mapped_column(String(16), default="regular", index=True)
+    # A manually set tier that the value refresh must not change.
+    tier_locked: Mapped[bool] = mapped_column(Boolean, default=False)
     segment: Mapped[str | None] = mapped_column(String(32), index=True)
     consents: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     restricted: Mapped[bool] = mapped_column(Boolean, default=False)

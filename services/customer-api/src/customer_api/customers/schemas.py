@@ -14,6 +14,7 @@ CustomerType = Literal["individual", "group", "supplier"]
 Gender = Literal["female", "male", "other", "unknown"]
 CreditRating = Literal["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C", "D"]
 Purpose = Literal["marketing", "profiling", "third_party"]
+Tier = Literal["gold", "silver", "bronze", "regular"]
 ConsentStatus = Literal["granted", "withdrawn"]
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -116,6 +117,8 @@ class CustomerUpdate(RequestModel):
     credit_rating: CreditRating | None = None
     consents: dict[Purpose, ConsentChange] | None = None
     restricted: bool | None = Field(None, description="PIPL processing restriction: no profiling, no marketing")
+    tier: Tier | None = Field(None, description="Set a tier by hand; it is locked against the value refresh")
+    tier_locked: bool | None = Field(None, description="false hands the tier back to the value refresh")
 
     _attributes = field_validator("attributes")(_check_attributes)
     _birthday = field_validator("birthday")(CustomerCreate._birthday_in_past.__func__)  # type: ignore[attr-defined]
@@ -146,7 +149,8 @@ class CustomerRead(ResponseModel):
     attributes: dict[str, Any]
     owner_id: str | None
     credit_rating: str | None
-    tier: str
+    tier: Tier
+    tier_locked: bool
     segment: str | None
     consents: dict[str, Consent]
     restricted: bool

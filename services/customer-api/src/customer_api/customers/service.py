@@ -10,7 +10,7 @@ from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Select, exists, func, or_, select, update
+from sqlalchemy import Select, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,7 @@ from crm_kit.db import utcnow
 from crm_kit.errors import Conflict, Gone, NotFound, Unprocessable
 from crm_kit.feeds import lock_feed
 from crm_kit.idempotency import forget_responses
+from customer_api.analytics.models import CustomerValue
 from customer_api.customers.models import Customer, CustomerEvent
 from customer_api.customers.schemas import ConsentChange, CustomerCreate, CustomerUpdate, Purpose
 from customer_api.interactions.models import Interaction
@@ -190,9 +191,13 @@ async def update_customer(
         values["restricted"] = data.restricted
         values["restricted_at"] = now if data.restricted else None
         events.append(("restricted" if data.restricted else "unrestricted", {}))
+    if "tier" in values and "tier_locked" not in values:
+        values["tier_locked"] = True
     changed = {field: value for field, value in values.items() if getattr(customer, field) != value}
     if not changed:
         return customer
+    if "tier" in changed:
+        events.append(("tier_changed", {"from": customer.tier, "to": changed["tier"], "source": "manual"}))
 
     def apply() -> None:
         for field, value in changed.items():
@@ -200,10 +205,23 @@ async def update_customer(
         customer.updated_at = now
 
     await _apply_unique(session, apply, values, exclude=customer.id)
+    if not profiling_allowed(customer.restricted, customer.consents):
+        await _leave_profiling(session, customer)
     await record_event(session, customer.id, "updated", {"fields": sorted(set(changed) - {"restricted_at"})})
     for type_, event_data in events:
         await record_event(session, customer.id, type_, event_data)
     return customer
+
+
+def profiling_allowed(restricted: bool, consents: Mapping[str, Any] | None) -> bool:
+    return not restricted and (consents or {}).get("profiling", {}).get("status") != "withdrawn"
+
+
+async def _leave_profiling(session: AsyncSession, customer: Customer) -> None:
+    """A restriction or a withdrawn profiling consent takes effect now, not at the next refresh."""
+    customer.segment = None
+    await session.execute(delete(CustomerValue).where(CustomerValue.customer_id == customer.id))
+    await session.flush()
 
 
 def _clear_personal_data(customer: Customer) -> None:
@@ -242,7 +260,7 @@ async def merge_customers(session: AsyncSession, *, duplicate_id: uuid.UUID, tar
     duplicate.merged_into = target.id
     duplicate.updated_at = now
     _clear_personal_data(duplicate)
-    await session.flush()  # frees the duplicate's phone, email and card for the target
+    await _leave_profiling(session, duplicate)  # also frees the duplicate's phone, email and card
 
     for field, value in carried.items():
         setattr(target, field, value)
@@ -307,6 +325,7 @@ async def erase_customer(session: AsyncSession, *, customer_id: uuid.UUID) -> No
     customer = await get_customer(session, customer_id, for_update=True)
     now = utcnow()
     _clear_personal_data(customer)
+    await _leave_profiling(session, customer)
     customer.status = "erased"
     customer.erased_at = now
     customer.updated_at = now
@@ -324,6 +343,13 @@ def _tag_filter(session: AsyncSession, tag: str) -> Any:
         return cast(Customer.tags, JSONB).contains([tag])
     each = func.json_each(Customer.tags).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value == tag))
+
+
+def consent_status(session: AsyncSession, purpose: str) -> Any:
+    """SQL expression: the customer's consent status for `purpose` (NULL when never given)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(Customer.consents, JSONB)[purpose]["status"].astext
+    return func.json_extract(Customer.consents, f"$.{purpose}.status")
 
 
 def search_query(
@@ -359,11 +385,7 @@ def search_query(
     if consent is not None:
         # A marketing or profiling list honours both the consent and any processing restriction.
         query = query.where(Customer.restricted.is_(False))
-        if session.get_bind().dialect.name == "postgresql":
-            status = cast(Customer.consents, JSONB)[consent]["status"].astext
-        else:
-            status = func.json_extract(Customer.consents, f"$.{consent}.status")
-        query = query.where(status == "granted")
+        query = query.where(consent_status(session, consent) == "granted")
     return query
 
 

@@ -1,0 +1,1 @@
+"""Customer value: RFM segments, the value pyramid, CLV with P(alive), churn risk."""

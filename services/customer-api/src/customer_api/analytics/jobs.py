@@ -1,0 +1,125 @@
+"""Refresh jobs: asked for over HTTP, run in the background by whichever replica claims them.
+
+At most one refresh is queued or running (a unique index); a second request joins it. A replica
+claims a queued job with a compare-and-set on its status, so two replicas never run one job, and a
+running job whose heartbeat stops (its replica died) is queued again for another to pick up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from crm_kit.db import Database, utcnow
+from customer_api.analytics.models import AnalyticsJob
+from customer_api.analytics.service import refresh_values
+from customer_api.config import Settings
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0
+STALE_AFTER = dt.timedelta(minutes=2)
+
+
+async def request_refresh(session: AsyncSession, *, as_of: dt.datetime | None) -> tuple[AnalyticsJob, bool]:
+    """Queue a refresh, or return the one already queued or running; says whether it is new."""
+    job = AnalyticsJob(id=uuid7(), status="queued", as_of=as_of, progress=0.0, requested_at=utcnow())
+    try:
+        async with session.begin_nested():
+            session.add(job)
+            await session.flush()
+    except IntegrityError:
+        active = await session.execute(select(AnalyticsJob).where(AnalyticsJob.status.in_(("queued", "running"))))
+        existing = active.scalar_one_or_none()
+        if existing is None:  # it finished in between: queue ours after all
+            return await request_refresh(session, as_of=as_of)
+        return existing, False
+    return job, True
+
+
+async def _claim(database: Database) -> AnalyticsJob | None:
+    async with database.session_scope() as session:
+        await session.execute(
+            update(AnalyticsJob)
+            .where(AnalyticsJob.status == "running", AnalyticsJob.heartbeat_at < utcnow() - STALE_AFTER)
+            .values(status="queued", stage="requeued after its runner stopped")
+        )
+        job = (
+            await session.execute(select(AnalyticsJob).where(AnalyticsJob.status == "queued").limit(1))
+        ).scalar_one_or_none()
+        if job is None:
+            return None
+        now = utcnow()
+        claimed = await session.execute(
+            update(AnalyticsJob)
+            .where(AnalyticsJob.id == job.id, AnalyticsJob.status == "queued")
+            .values(status="running", started_at=now, heartbeat_at=now, stage="starting")
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return job
+
+
+async def _record(database: Database, job_id: object, **values: object) -> None:
+    async with database.session_scope() as session:
+        await session.execute(update(AnalyticsJob).where(AnalyticsJob.id == job_id).values(**values))
+
+
+async def run_one(database: Database, settings: Settings) -> bool:
+    """Claim and run one queued refresh; False when there was none to claim."""
+    job = await _claim(database)
+    if job is None:
+        return False
+
+    async def progress(stage: str, fraction: float) -> None:
+        await _record(database, job.id, stage=stage, progress=fraction, heartbeat_at=utcnow())
+
+    try:
+        stats = await refresh_values(database, settings, as_of=job.as_of or utcnow(), progress=progress)
+    except Exception as exc:
+        log.exception("value_refresh_failed")
+        await _record(database, job.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
+                      finished_at=utcnow())  # fmt: skip
+    else:
+        await _record(database, job.id, status="succeeded", stats=stats, progress=1.0, finished_at=utcnow())
+    return True
+
+
+@contextlib.asynccontextmanager
+async def refresh_worker(app: FastAPI) -> AsyncIterator[None]:
+    """Run queued refreshes in the background for the app's lifetime; a request wakes it early."""
+    database: Database = app.state.database
+    settings: Settings = app.state.settings
+    wake = asyncio.Event()
+    app.state.wake_refresh_worker = wake
+
+    async def loop() -> None:
+        if settings.refresh_on_start:
+            async with database.session_scope() as session:
+                await request_refresh(session, as_of=None)
+        while True:
+            try:
+                while await run_one(database, settings):
+                    pass
+            except Exception:
+                log.exception("refresh_worker_error")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), POLL_SECONDS)
+            wake.clear()
+
+    task = asyncio.create_task(loop(), name="value-refresh-worker")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

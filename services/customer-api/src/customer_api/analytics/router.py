@@ -1,0 +1,213 @@
+"""HTTP routes of customer value: per-customer value, segments, churn risk, the CLV model, refreshes."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from sqlalchemy import func, select
+
+from crm_kit.auth import Principal, require
+from crm_kit.db import SessionDep
+from crm_kit.errors import NotFound, problem_responses
+from crm_kit.pagination import Page, PageParams
+from crm_kit.schemas import model_response
+from customer_api.analytics import jobs, service
+from customer_api.analytics.models import AnalyticsJob, ClvModel
+from customer_api.analytics.schemas import (
+    ChurnRiskItem,
+    ClvModelRead,
+    CustomerValueRead,
+    JobRead,
+    RefreshRequest,
+    Rfm,
+    SegmentsRead,
+)
+from customer_api.config import Settings
+from customer_api.customers.service import get_customer, profiling_allowed
+from customer_api.purchases.models import Purchase
+
+router = APIRouter(tags=["analytics"])
+
+AnalyticsReader = Annotated[Principal, require("analytics:read")]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+@router.get(
+    "/v1/customers/{customer_id}/value",
+    response_model=CustomerValueRead,
+    summary="A customer's value: RFM and segment, tier, established and predicted value, P(alive), churn risk",
+    description="From the latest refresh. Customers who are restricted or withdrew profiling consent are not "
+    "profiled: `profiled` is false and the analysis fields are empty.",
+    responses=problem_responses(401, 403, 404, 410, 422),
+)
+async def customer_value(customer_id: uuid.UUID, request: Request, session: SessionDep, _: AnalyticsReader) -> Response:
+    settings = _settings(request)
+    customer = await get_customer(session, customer_id)
+    body: dict[str, Any] = {
+        "customer_id": customer.id,
+        "profiled": profiling_allowed(customer.restricted, customer.consents),
+        "tier": customer.tier,
+        "tier_locked": customer.tier_locked,
+        "credit_rating": customer.credit_rating,
+        "expected_days": settings.clv_expected_days,
+        "horizon_days": settings.clv_horizon_days,
+    }
+    if not body["profiled"]:
+        body["excluded_reason"] = "restricted" if customer.restricted else "profiling_consent_withdrawn"
+        return model_response(CustomerValueRead(**body))
+    value = await service.customer_value(session, customer.id)
+    if value is None:
+        spent = await session.scalar(select(func.sum(Purchase.total)).where(Purchase.customer_id == customer.id))
+        body["established_value"] = spent or Decimal(0)
+        return model_response(CustomerValueRead(**body))
+    body.update(
+        as_of=value.as_of,
+        computed_at=value.computed_at,
+        model_version=value.model_id,
+        rfm=Rfm(
+            recency_days=value.recency_days,
+            frequency=value.frequency,
+            monetary=value.monetary,
+            r=value.r_score,
+            f=value.f_score,
+            m=value.m_score,
+            segment=value.segment,
+        ),
+        established_value=value.established_value,
+        trailing_spend=value.trailing_spend,
+        p_alive=value.p_alive,
+        expected_purchases=value.expected_purchases,
+        expected_order_value=value.expected_order_value,
+        predicted_value=value.predicted_value,
+        churn_risk={
+            "score": value.churn_risk,
+            "at_risk": value.at_risk,
+            "value_at_risk": value.value_at_risk,
+            "reasons": value.churn_reasons,
+        },
+    )
+    return model_response(CustomerValueRead(**body))
+
+
+@router.post(
+    "/v1/analytics/refresh",
+    status_code=202,
+    response_model=JobRead,
+    summary="Recompute every customer's value (background job)",
+    description="Returns the job at once. While a refresh is queued or running, asking again returns that "
+    "same job, whichever replica is asked. `as_of` analyses the purchases before that moment only.",
+    responses=problem_responses(401, 403, 422),
+)
+async def refresh(
+    data: RefreshRequest,
+    request: Request,
+    session: SessionDep,
+    background: BackgroundTasks,
+    _: Annotated[Principal, require("analytics:write")],
+) -> Response:
+    job, _created = await jobs.request_refresh(session, as_of=data.as_of)
+    # Woken once the response is out, i.e. after the job's row is committed and visible to the worker.
+    background.add_task(request.app.state.wake_refresh_worker.set)
+    return model_response(
+        JobRead.model_validate(job), status_code=202, headers={"Location": f"/v1/analytics/jobs/{job.id}"}
+    )
+
+
+@router.get(
+    "/v1/analytics/jobs/{job_id}",
+    response_model=JobRead,
+    summary="A refresh job: status, progress, result counts",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def read_job(job_id: uuid.UUID, session: SessionDep, _: AnalyticsReader) -> Response:
+    job = await session.get(AnalyticsJob, job_id)
+    if job is None:
+        raise NotFound(f"no refresh job {job_id}")
+    return model_response(JobRead.model_validate(job))
+
+
+@router.get(
+    "/v1/analytics/segments",
+    response_model=SegmentsRead,
+    summary="Customers and value per RFM segment and per tier",
+    responses=problem_responses(401, 403),
+)
+async def segments(session: SessionDep, _: AnalyticsReader) -> Response:
+    model = await service.latest_model(session)
+    summary = await service.segment_summary(session)
+    return model_response(
+        SegmentsRead(as_of=model.as_of if model else None, model_version=model.id if model else None, **summary)
+    )
+
+
+@router.get(
+    "/v1/analytics/churn-risk",
+    response_model=Page[ChurnRiskItem],
+    summary="Valuable customers who are slipping away, most value at risk first",
+    description="Worth saving: top spenders or top predicted value. Slipping: low or falling P(alive), or silent "
+    "far beyond their own rhythm. Each entry says why. Restricted customers and those without profiling "
+    "consent never appear.",
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def churn_risk(
+    request: Request,
+    session: SessionDep,
+    principal: AnalyticsReader,
+    page: Annotated[PageParams, Depends()],
+    tier: Annotated[str | None, Query(max_length=16)] = None,
+    owner_id: Annotated[str | None, Query(max_length=64)] = None,
+    segment: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
+    rows = await service.churn_risk(
+        session,
+        tier=tier,
+        owner_id=owner_id,
+        segment=segment,
+        after=page.keyset(Decimal, uuid.UUID),  # type: ignore[arg-type]
+        limit=page.limit,
+    )
+    items = [
+        ChurnRiskItem(
+            customer_id=customer.id,
+            name=customer.name,
+            tier=customer.tier,
+            segment=value.segment,
+            owner_id=customer.owner_id,
+            established_value=value.established_value,
+            trailing_spend=value.trailing_spend,
+            predicted_value=value.predicted_value,
+            p_alive=value.p_alive,
+            p_alive_previous=value.p_alive_previous,
+            days_since_last_purchase=value.recency_days,
+            typical_interval_days=value.typical_interval_days,
+            value_at_risk=value.value_at_risk,
+            reasons=value.churn_reasons,
+        )
+        for value, customer in rows[: page.limit]
+    ]
+    next_cursor = None
+    if len(rows) > page.limit:
+        last = rows[page.limit - 1][0]
+        next_cursor = page.next_cursor(last.value_at_risk, last.customer_id)
+    return model_response(Page[ChurnRiskItem](items=items, next_cursor=next_cursor))
+
+
+@router.get(
+    "/v1/analytics/clv-model",
+    response_model=ClvModelRead,
+    summary="The fitted CLV model: parameters with their time unit, fit date, holdout check",
+    responses=problem_responses(401, 403, 404),
+)
+async def clv_model(session: SessionDep, _: AnalyticsReader) -> Response:
+    model: ClvModel | None = await service.latest_model(session)
+    if model is None:
+        raise NotFound("no model has been fitted yet; POST /v1/analytics/refresh")
+    unit = {1: "day", 7: "week"}.get(model.time_unit_days, f"{model.time_unit_days} days")
+    return model_response(ClvModelRead.model_validate({**vars(model), "time_unit": unit}))

@@ -1,0 +1,121 @@
+"""Bodies of customer value, segments, churn risk, the CLV model and refresh jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from crm_kit.schemas import RequestModel, ResponseModel
+from customer_api.purchases.schemas import Money
+
+
+class RefreshRequest(RequestModel):
+    as_of: AwareDatetime | None = Field(
+        None, description="End of the observation period (purchases before it count); default now"
+    )
+
+    model_config = {"json_schema_extra": {"examples": [{}, {"as_of": "1997-10-01T00:00:00+08:00"}]}}
+
+
+class JobRead(ResponseModel):
+    id: uuid.UUID
+    status: Literal["queued", "running", "succeeded", "failed"]
+    as_of: dt.datetime | None
+    progress: float
+    stage: str | None
+    requested_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None
+    stats: dict[str, Any] | None
+
+
+class Rfm(BaseModel):
+    recency_days: int | None
+    frequency: int = Field(description="Purchase days inside the RFM window")
+    monetary: Money = Field(description="Spend inside the RFM window")
+    r: int | None
+    f: int | None
+    m: int | None
+    segment: str | None
+
+
+class ChurnReason(BaseModel):
+    code: Literal["p_alive_low", "p_alive_falling", "overdue"]
+    detail: str
+
+
+class ChurnRisk(BaseModel):
+    score: float | None = Field(description="1 − P(alive)")
+    at_risk: bool
+    value_at_risk: Money
+    reasons: list[ChurnReason]
+
+
+class CustomerValueRead(BaseModel):
+    customer_id: uuid.UUID
+    profiled: bool
+    excluded_reason: Literal["restricted", "profiling_consent_withdrawn"] | None = None
+    tier: str
+    tier_locked: bool
+    credit_rating: str | None
+    as_of: dt.datetime | None = None
+    computed_at: dt.datetime | None = None
+    model_version: int | None = None
+    rfm: Rfm | None = None
+    established_value: Money | None = Field(None, description="Everything the customer spent (既成价值)")
+    trailing_spend: Money | None = Field(None, description="Spend over the tier window")
+    p_alive: float | None = None
+    expected_purchases: float | None = Field(None, description="Expected purchase days in the next `expected_days`")
+    expected_days: int
+    expected_order_value: Money | None = None
+    predicted_value: Money | None = Field(None, description="Discounted predicted spend over `horizon_days` (潜在价值)")
+    horizon_days: int
+    churn_risk: ChurnRisk | None = None
+
+
+class SegmentRow(BaseModel):
+    name: str | None
+    customers: int
+    established_value: Money
+    predicted_value: Money
+    value_at_risk: Money
+
+
+class SegmentsRead(BaseModel):
+    as_of: dt.datetime | None
+    model_version: int | None
+    segments: list[SegmentRow]
+    tiers: list[SegmentRow]
+
+
+class ChurnRiskItem(BaseModel):
+    customer_id: uuid.UUID
+    name: str | None
+    tier: str
+    segment: str | None
+    owner_id: str | None
+    established_value: Money
+    trailing_spend: Money
+    predicted_value: Money | None
+    p_alive: float | None
+    p_alive_previous: float | None
+    days_since_last_purchase: int | None
+    typical_interval_days: float | None
+    value_at_risk: Money
+    reasons: list[ChurnReason]
+
+
+class ClvModelRead(ResponseModel):
+    version: int = Field(validation_alias="id")
+    as_of: dt.datetime
+    fitted_at: dt.datetime
+    time_unit: str
+    time_unit_days: int
+    customers: int
+    bgnbd: dict[str, Any] | None = Field(description="r, alpha, a, b of the BG/NBD purchase model")
+    gamma_gamma: dict[str, Any] | None = Field(description="p, q, v of the Gamma-Gamma spend model")
+    holdout: dict[str, Any] | None = Field(description="Predicted vs actual repeat purchases in a held-out period")
