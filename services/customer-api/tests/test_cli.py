@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from customer_api.cli import app as cli
 
+FIXTURES = Path(__file__).parent / "fixtures"
+
 CUSTOMERS = """name,phone,email,type,gender,birthday,card_number,owner_id,tags
 王芳,13811112222,wang.fang@example.com,individual,female,1988-05-20,CARD-1001,staff-1,母婴|高频
 上海华联采购部,021-6279 8888,,group,,,CARD-1002,staff-2,团购
@@ -67,3 +69,33 @@ def test_migrate_command(tmp_path: Path) -> None:
     output = _run(["migrate"], {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"})
     assert "migrations applied" in output
     assert (tmp_path / "fresh.db").exists()
+
+
+def _master_layout(sample: Path, target: Path) -> Path:
+    """The CDNOW sample (customer, id in master, date, CDs, dollars) in the master file's layout."""
+    rows = [line.split() for line in sample.read_text().splitlines() if line.strip()]
+    target.write_text(
+        " customer_id  date number_of_cds  dollar_value\n"
+        + "".join(f" {int(r[0]):05d} {r[2]}  {r[3]}   {r[4]}\n" for r in rows)
+    )
+    return target
+
+
+async def test_cdnow_demo_import_and_holdout_check(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    master = _master_layout(FIXTURES / "CDNOW_sample.txt", tmp_path / "CDNOW_master.txt")
+    output = await asyncio.to_thread(_run, ["import-cdnow", "--path", str(master), "--limit", "300"], env)
+    assert "imported, 0 already present, 0 rejected" in output
+    again = await asyncio.to_thread(_run, ["import-cdnow", "--path", str(master), "--limit", "300"], env)
+    assert "CDNOW: 0 imported" in again and "0 rejected" in again
+    found = (await client.get("/v1/customers", params={"q": "CDNOW00004"})).json()["items"]
+    assert len(found) == 1 and found[0]["tags"] == ["CDNOW"] and found[0]["phone"].startswith("+86")
+    history = (await client.get(f"/v1/customers/{found[0]['id']}/purchases")).json()["items"]
+    assert history and all(p["currency"] == "USD" for p in history)
+
+    holdout = await asyncio.to_thread(
+        _run, ["clv-holdout", "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30"], env
+    )
+    assert "BG/NBD on 300 customers" in holdout and "total repeat purchase days in the holdout" in holdout

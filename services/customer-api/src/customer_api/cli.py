@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
@@ -25,8 +26,9 @@ from crm_kit.health import upgrade_database
 from customer_api.config import Settings
 from customer_api.customers.models import Customer
 from customer_api.customers.schemas import CustomerCreate
-from customer_api.customers.service import create_customer, normalize_phone
+from customer_api.customers.service import normalize_phone, register_customers
 from customer_api.main import ALEMBIC_INI
+from customer_api.purchases.schemas import BulkRowResult
 from customer_api.purchases.service import import_purchases
 
 app = typer.Typer(help="customer-api: the customer archive of the retail CRM.", no_args_is_help=True)
@@ -123,22 +125,25 @@ async def _import_customers(path: Path) -> ImportReport:
         with _progress() as progress:
             task = progress.add_task("customers", total=len(rows))
             for start in range(0, len(rows), CUSTOMER_BATCH):
+                valid: list[tuple[int, CustomerCreate]] = []
+                for number, raw in enumerate(rows[start : start + CUSTOMER_BATCH], start=start + 2):
+                    try:
+                        valid.append((number, CustomerCreate.model_validate(_customer_body(_blank_to_none(raw)))))
+                    except ValidationError as exc:
+                        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                        report.rejected.append((number, reasons))
                 async with database.session_scope() as session:
-                    for number, raw in enumerate(rows[start : start + CUSTOMER_BATCH], start=start + 2):
-                        try:
-                            data = CustomerCreate.model_validate(_customer_body(_blank_to_none(raw)))
-                            async with session.begin_nested():
-                                await create_customer(session, data=data, region=settings.default_region)
-                            report.imported += 1
-                        except ValidationError as exc:
-                            reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                            report.rejected.append((number, reasons))
-                        except ProblemError as exc:
-                            if getattr(exc, "status", None) == 409:
-                                report.existing += 1
-                            else:
-                                report.rejected.append((number, exc.detail or exc.title))
-                        progress.advance(task)
+                    outcomes = await register_customers(
+                        session, rows=[data for _, data in valid], region=settings.default_region
+                    )
+                for (number, _), outcome in zip(valid, outcomes, strict=True):
+                    if outcome.status == "created":
+                        report.imported += 1
+                    elif outcome.status == "existing":
+                        report.existing += 1
+                    else:
+                        report.rejected.append((number, outcome.reason or "invalid"))
+                progress.advance(task, min(CUSTOMER_BATCH, len(rows) - start))
     finally:
         await database.dispose()
     return report
@@ -229,10 +234,7 @@ async def _import_purchases(path: Path) -> ImportReport:
                     elif outcome.status == "existing":
                         report.existing += 1
                     else:
-                        reasons = outcome.detail or "; ".join(
-                            f"{e['field']}: {e['message']}" for e in outcome.errors or []
-                        )
-                        report.rejected.append((batch[outcome.index][0], f"{outcome.order_id}: {reasons}"))
+                        report.rejected.append((batch[outcome.index][0], f"{outcome.order_id}: {_reason(outcome)}"))
                 progress.advance(task, len(batch))
     finally:
         await database.dispose()
@@ -251,3 +253,117 @@ def import_purchases_command(
     Rows sharing an order_id form one order. Orders already stored are recognised, not duplicated.
     """
     asyncio.run(_import_purchases(path)).show("purchases")
+
+
+@app.command("import-cdnow")
+def import_cdnow_command(
+    path: Annotated[
+        Path | None, typer.Option(help="CDNOW_master.txt; by default taken from the lifetimes wheel on PyPI")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Import only the first N customers")] = None,
+) -> None:
+    """Import the CDNOW master data set (23,570 customers, 69,659 orders, 1997–1998, in USD) as demo data.
+
+    Customers get generated Chinese names and mainland phone numbers and the card number CDNOW<id>, so a
+    second run recognises them. Without --path the file is read from the `lifetimes` 0.11.3 wheel, downloaded
+    from the package index with pip into ~/.cache/crm-demo (lifetimes itself is not installed or imported).
+    """
+    from customer_api.demo import cdnow_orders, fetch_cdnow_master
+
+    source = path or fetch_cdnow_master()
+    customers, orders = cdnow_orders(source, limit=limit)
+    report = asyncio.run(_import_demo(customers, orders))
+    report.show("CDNOW")
+
+
+async def _import_demo(customers: list[CustomerCreate], orders: list[dict[str, Any]]) -> ImportReport:
+    settings = Settings()
+    database = Database(settings.resolved_database_url)
+    report = ImportReport()
+    try:
+        with _progress() as progress:
+            task = progress.add_task("customers", total=len(customers))
+            ids: dict[str, uuid.UUID] = {}
+            for start in range(0, len(customers), CUSTOMER_BATCH * 4):
+                batch = customers[start : start + CUSTOMER_BATCH * 4]
+                async with database.session_scope() as session:
+                    outcomes = await register_customers(session, rows=batch, region=settings.default_region)
+                for data, outcome in zip(batch, outcomes, strict=True):
+                    if outcome.customer_id is not None and data.card_number:
+                        ids[data.card_number] = outcome.customer_id
+                progress.advance(task, len(batch))
+            task = progress.add_task("orders", total=len(orders))
+            for start in range(0, len(orders), ORDER_BATCH * 2):
+                batch = [_for_customer(o, ids) for o in orders[start : start + ORDER_BATCH * 2]]
+                async with database.session_scope() as session:
+                    result = await import_purchases(session, rows=batch)
+                report.imported += result.created
+                report.existing += result.existing
+                report.rejected += [
+                    (start + r.index, _reason(r)) for r in result.results if r.status in ("conflict", "invalid")
+                ]
+                progress.advance(task, len(batch))
+    finally:
+        await database.dispose()
+    return report
+
+
+def _for_customer(order: dict[str, Any], ids: dict[str, uuid.UUID]) -> dict[str, Any]:
+    """The order with its card number replaced by the customer's id."""
+    body = {k: v for k, v in order.items() if k != "card_number"}
+    body["customer_id"] = str(ids[order["card_number"]])
+    return body
+
+
+def _reason(outcome: BulkRowResult) -> str:
+    return outcome.detail or "; ".join(f"{e['field']}: {e['message']}" for e in outcome.errors or []) or outcome.status
+
+
+@app.command("clv-holdout")
+def clv_holdout_command(
+    calibration_end: Annotated[str, typer.Option(help="Last day of the calibration period (YYYY-MM-DD)")],
+    holdout_end: Annotated[str, typer.Option(help="Last day of the holdout period (YYYY-MM-DD)")],
+) -> None:
+    """Fit BG/NBD on purchases up to the calibration end; compare predicted and actual repeat purchase days in
+    the holdout, per calibration frequency and in total. Counts purchase days in the business time zone."""
+    import datetime as dt
+
+    from customer_api.analytics.service import holdout_check, observe
+
+    settings = Settings()
+    last = dt.date.fromisoformat(holdout_end)
+    as_of = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo(settings.business_timezone))
+
+    async def run() -> dict[str, Any] | None:
+        database = Database(settings.resolved_database_url)
+        try:
+            observation = await observe(database, settings, as_of)
+        finally:
+            await database.dispose()
+        return holdout_check(
+            observation.purchases,
+            len(observation.ids),
+            calibration_last_day=dt.date.fromisoformat(calibration_end).toordinal(),
+            holdout_last_day=last.toordinal(),
+            unit_days=settings.clv_time_unit_days,
+        )
+
+    check = asyncio.run(run())
+    if check is None:
+        console.print("[red]too few customers with repeat purchases in the calibration period to fit the model[/]")
+        raise typer.Exit(1)
+    bg = check["bgnbd"]
+    console.print(
+        f"BG/NBD on {check['customers']} customers, calibration to {check['calibration_end']}, time unit "
+        f"{settings.clv_time_unit_days} days: r={bg['r']:.4f} alpha={bg['alpha']:.4f} a={bg['a']:.4f} b={bg['b']:.4f}"
+    )
+    table = Table("repeat purchases in calibration", "customers", "predicted mean", "actual mean",
+                  title=f"Holdout to {check['holdout_end']}")  # fmt: skip
+    for group in check["by_frequency"]:
+        table.add_row(group["frequency"], str(group["customers"]), f"{group['predicted_mean']:.3f}",
+                      f"{group['actual_mean']:.3f}")  # fmt: skip
+    console.print(table)
+    console.print(
+        f"total repeat purchase days in the holdout: predicted {check['predicted_repeat_purchases']:.1f}, "
+        f"actual {check['actual_repeat_purchases']}"
+    )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import typing
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Select, delete, exists, func, or_, select, update
+from sqlalchemy import Select, Table, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +31,8 @@ from customer_api.interactions.models import Interaction
 from customer_api.purchases.models import Purchase
 
 CUSTOMER_FEED = "customer-api:customer-feed"
+# Bulk registration writes through the table rather than the ORM.
+CUSTOMERS = typing.cast(Table, Customer.__table__)
 PERSONAL_FIELDS = ("name", "phone", "email", "gender", "birthday", "address", "card_number")
 UNIQUE_FIELDS = ("phone", "email", "card_number")
 
@@ -147,6 +151,86 @@ async def create_customer(session: AsyncSession, *, data: CustomerCreate, region
     await _apply_unique(session, lambda: session.add(customer), values)
     await record_event(session, customer.id, "created", {"type": customer.type, "owner_id": customer.owner_id})
     return customer
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The outcome of one row of a bulk registration."""
+
+    status: Literal["created", "existing", "invalid"]
+    customer_id: uuid.UUID | None = None
+    reason: str | None = None
+
+
+async def register_customers(
+    session: AsyncSession, *, rows: Sequence[CustomerCreate], region: str
+) -> list[Registration]:
+    """Register many customers at once. A row whose phone, email or card number is already on file (or
+    earlier in the batch) is `existing` with that customer's id; nothing is stored twice."""
+    results: list[Registration | None] = [None] * len(rows)
+    prepared: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    for i, data in enumerate(rows):
+        try:
+            prepared.append((i, _normalized(data, region), _consents(data.consents, {}, utcnow())))
+        except Unprocessable as exc:
+            results[i] = Registration("invalid", reason=exc.detail)
+    taken: dict[tuple[str, str], uuid.UUID] = {}
+    for field in UNIQUE_FIELDS:
+        wanted = {values[field] for _, values, _ in prepared if values.get(field)}
+        column = getattr(Customer, field)
+        for start in range(0, len(wanted), 1000):
+            chunk = list(wanted)[start : start + 1000]
+            found = await session.execute(
+                select(column, Customer.id).where(column.in_(chunk), Customer.status == "active")
+            )
+            taken.update({(field, value): customer_id for value, customer_id in found})
+    now = utcnow()
+    new_rows: list[dict[str, Any]] = []
+    for i, values, consents in prepared:
+        keys = [(f, values[f]) for f in UNIQUE_FIELDS if values.get(f)]
+        existing = next((taken[k] for k in keys if k in taken), None)
+        if existing is not None:
+            results[i] = Registration("existing", existing, "phone, email or card number already on file")
+            continue
+        customer_id = uuid7()
+        taken.update({k: customer_id for k in keys})
+        new_rows.append(
+            {
+                **_column_defaults(),
+                **values,
+                "id": customer_id,
+                "consents": consents,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        results[i] = Registration("created", customer_id)
+    for start in range(0, len(new_rows), 1000):
+        await session.execute(insert(CUSTOMERS), new_rows[start : start + 1000])
+    if new_rows:
+        await lock_feed(session, CUSTOMER_FEED)
+        events = [
+            {"customer_id": r["id"], "type": "created", "occurred_at": now,
+             "data": {"type": r["type"], "owner_id": r.get("owner_id")}}
+            for r in new_rows
+        ]  # fmt: skip
+        for start in range(0, len(events), 1000):
+            await session.execute(insert(CustomerEvent), events[start : start + 1000])
+    return [r for r in results if r is not None]
+
+
+def _column_defaults() -> dict[str, Any]:
+    return {
+        "status": "active",
+        "tier": "regular",
+        "tier_locked": False,
+        "restricted": False,
+        "tags": [],
+        "attributes": {},
+        "version": 1,
+        "segment": None,
+        "address": None,
+    }
 
 
 async def get_customer(session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False) -> Customer:
