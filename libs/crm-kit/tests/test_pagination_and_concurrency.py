@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from crm_kit.concurrency import _if_match, check_version, etag
-from crm_kit.errors import BadRequest, PreconditionFailed
 from crm_kit.db import lock_key
+from crm_kit.errors import BadRequest, PreconditionFailed
 from crm_kit.pagination import CursorCodec
 
 

@@ -47,23 +47,33 @@ class KeyRing:
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 
 
-async def current_principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("an API key is required: Authorization: Bearer <key>", headers=_CHALLENGE)
     keyring: KeyRing = request.app.state.keyring
     principal = keyring.authenticate(credentials.credentials)
     if principal is None:
         raise Unauthorized("the API key is not valid", headers=_CHALLENGE)
-    request.state.principal = principal
     return principal
 
 
-def require(scope: str) -> object:
-    """A dependency that admits principals holding `scope` (or `admin`); documents the scope."""
+async def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """Any valid key."""
+    return _authenticate(request, credentials)
 
-    async def _check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+
+def require(scope: str) -> object:
+    """A dependency that admits principals holding `scope` (or `admin`); documents the scope.
+
+    One flat dependency over the bearer scheme: each level of nesting costs every request.
+    """
+
+    async def _check(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Principal:
+        principal = _authenticate(request, credentials)
         if not principal.has(scope):
             raise Forbidden(f"this operation needs the scope '{scope}'", required_scope=scope)
         return principal

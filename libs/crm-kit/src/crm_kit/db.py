@@ -2,7 +2,7 @@
 
 SQLite gets WAL, foreign keys, a busy timeout and `BEGIN IMMEDIATE` for write transactions, so
 concurrent writers queue on the database lock instead of failing with "database is locked" when a
-read snapshot is upgraded. Read-only sessions (GET requests) begin deferred and do not queue.
+read snapshot is upgraded. Read-only sessions (GET requests) run in autocommit and do not queue.
 """
 
 from __future__ import annotations
@@ -81,8 +81,9 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # Reads run in autocommit (each statement sees committed data); writes take the lock up front.
+        if not conn.get_execution_options().get(READ_ONLY, False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -91,8 +92,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         _prepare_sqlite(engine, url)
         return engine
     # hide_parameters: statement values (names, phones) never reach an error message or a log.
+    # No pre-ping (a round trip per request): a connection that drops is invalidated on its first error
+    # (that request answers 503) and the pool reconnects; recycling bounds the age of idle connections.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
     )
 
 
@@ -103,9 +106,11 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.read_sessions = async_sessionmaker(
-            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
-        )
+        # GET requests read in autocommit: one round trip per statement, no BEGIN/COMMIT around it.
+        read_options: dict[str, Any] = {READ_ONLY: True}
+        if self.engine.dialect.name == "postgresql":
+            read_options["isolation_level"] = "AUTOCOMMIT"
+        self.read_sessions = async_sessionmaker(self.engine.execution_options(**read_options), expire_on_commit=False)
 
     @property
     def dialect(self) -> str:

@@ -235,10 +235,10 @@ def _column_defaults() -> dict[str, Any]:
 
 async def get_customer(session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False) -> Customer:
     """A live profile; a merged id raises `CustomerMoved`, an erased one is gone."""
-    query = select(Customer).where(Customer.id == customer_id)
-    if for_update:
-        query = query.with_for_update()
-    customer = (await session.execute(query)).scalar_one_or_none()
+    # session.get reuses SQLAlchemy's cached statement: the hot path of every profile read.
+    customer = await session.get(
+        Customer, customer_id, with_for_update=for_update or None, populate_existing=for_update
+    )
     if customer is None:
         raise NotFound(f"no customer {customer_id}")
     if customer.status == "merged" and customer.merged_into is not None:
