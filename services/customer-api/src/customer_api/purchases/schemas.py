@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -57,7 +58,8 @@ class PurchaseCreate(RequestModel):
     @field_validator("purchased_at")
     @classmethod
     def _not_in_future(cls, value: dt.datetime) -> dt.datetime:
-        if value > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+        # time.time(): this runs once per order of a bulk import, where datetime.now() shows in profiles.
+        if value.timestamp() > time.time() + 86400:
             raise ValueError("purchased_at is in the future")
         if value.year < 1990:
             raise ValueError("purchased_at is before 1990")

@@ -53,7 +53,7 @@ def order_fingerprint(order: PurchaseCreate) -> str:
 
 
 def _rows(
-    order: PurchaseCreate, customer_id: uuid.UUID, now: dt.datetime
+    order: PurchaseCreate, customer_id: uuid.UUID, now: dt.datetime, fingerprint: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     lines = []
     total = Decimal(0)
@@ -79,7 +79,7 @@ def _rows(
         "store_id": order.store_id,
         "currency": order.currency,
         "total": total,
-        "fingerprint": order_fingerprint(order),
+        "fingerprint": fingerprint,
         "created_at": now,
     }
     return purchase, lines
@@ -102,7 +102,7 @@ async def record_purchase(session: AsyncSession, *, order: PurchaseCreate) -> tu
         customer_id = await resolve_customer_id(session, order.customer_id)
     except (NotFound, Gone) as exc:
         raise Unprocessable(f"customer {order.customer_id} cannot take purchases: {exc}", field="customer_id") from exc
-    values, lines = _rows(order, customer_id, utcnow())
+    values, lines = _rows(order, customer_id, utcnow(), order_fingerprint(order))
     purchase = Purchase(**values, lines=[PurchaseLine(**line) for line in lines])
     session.add(purchase)
     await session.flush()
@@ -184,20 +184,13 @@ async def import_purchases(session: AsyncSession, *, rows: Sequence[Any]) -> Bul
                 errors=[{"field": "customer_id", "message": "unknown or erased customer"}],
             )
             continue
-        purchase, lines = _rows(order, customer_id, now)
+        purchase, lines = _rows(order, customer_id, now, fingerprint)
         purchases.append(purchase)
         lines_by_order[order.order_id] = lines
         stored[order.order_id] = fingerprint
         results[index] = BulkRowResult(index=index, order_id=order.order_id, status="created")
 
-    for start in range(0, len(purchases), CHUNK):
-        batch = purchases[start : start + CHUNK]
-        ids = await session.execute(
-            insert(PURCHASES).returning(PURCHASES.c.id, PURCHASES.c.order_id, sort_by_parameter_order=True),
-            batch,
-        )
-        line_rows = [{**line, "purchase_id": row.id} for row in ids for line in lines_by_order[row.order_id]]
-        await session.execute(insert(PURCHASE_LINES), line_rows)
+    await _insert_orders(session, purchases, lines_by_order)
 
     final = [r for r in results if r is not None]
     return BulkResult(
@@ -206,6 +199,47 @@ async def import_purchases(session: AsyncSession, *, rows: Sequence[Any]) -> Bul
         rejected=sum(r.status in ("conflict", "invalid") for r in final),
         results=final,
     )
+
+
+LINE_COLUMNS = ("purchase_id", "line_no", "sku", "name", "category", "quantity", "unit_price", "amount")
+ORDER_COLUMNS = ("id", "order_id", "customer_id", "purchased_at", "channel", "store_id", "currency", "total",
+                 "fingerprint", "created_at")  # fmt: skip
+
+
+async def _insert_orders(
+    session: AsyncSession, purchases: list[dict[str, Any]], lines_by_order: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Insert orders and their lines. Callers hold the purchase-feed lock, so ids follow commit order."""
+    if not purchases:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # COPY on the request's own connection and transaction: several times faster than batched INSERTs.
+        connection = await (await session.connection()).get_raw_connection()
+        driver = connection.driver_connection
+        ids = sorted(
+            r[0]
+            for r in await driver.fetch(
+                "SELECT nextval(pg_get_serial_sequence('purchases', 'id')) FROM generate_series(1, $1)", len(purchases)
+            )
+        )
+        for purchase, purchase_id in zip(purchases, ids, strict=True):
+            purchase["id"] = purchase_id
+        await driver.copy_records_to_table(
+            "purchases", records=[tuple(p[c] for c in ORDER_COLUMNS) for p in purchases], columns=ORDER_COLUMNS
+        )
+        lines = [
+            (p["id"], *(line[c] for c in LINE_COLUMNS[1:])) for p in purchases for line in lines_by_order[p["order_id"]]
+        ]
+        await driver.copy_records_to_table("purchase_lines", records=lines, columns=LINE_COLUMNS)
+        return
+    for start in range(0, len(purchases), CHUNK):
+        batch = purchases[start : start + CHUNK]
+        ids = await session.execute(
+            insert(PURCHASES).returning(PURCHASES.c.id, PURCHASES.c.order_id, sort_by_parameter_order=True),
+            batch,
+        )
+        line_rows = [{**line, "purchase_id": row.id} for row in ids for line in lines_by_order[row.order_id]]
+        await session.execute(insert(PURCHASE_LINES), line_rows)
 
 
 async def get_purchase(session: AsyncSession, order_id: str) -> Purchase:
