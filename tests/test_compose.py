@@ -31,6 +31,7 @@ SETTINGS_CLASSES = {
 # Settings fields a service's compose `environment` may leave out, each with the reason.
 OPTIONAL_SETTINGS_FIELDS = {
     "service_name": "the service's own name, fixed in code; not configuration",
+    "rfm_segments": "a 5×5 grid of segment names; its documented default (config.py) is the product's map",
 }
 
 # Secrets: only ever `${VAR:?message}` in compose (no default, never a literal value).

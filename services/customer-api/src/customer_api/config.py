@@ -1,6 +1,6 @@
 """customer-api settings: the shared ones plus `CUSTOMER_API_*`."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_kit.settings import ServiceSettings
@@ -43,3 +43,17 @@ class Settings(ServiceSettings):
         0.5, gt=0, le=1, description="Worth saving: within this top share by spend or predicted value"
     )
     refresh_on_start: bool = Field(False, description="Queue a value refresh when the service starts")
+
+    @field_validator("rfm_segments")
+    @classmethod
+    def _five_by_five(cls, grid: list[list[str]]) -> list[list[str]]:
+        if len(grid) != 5 or any(len(row) != 5 for row in grid):
+            raise ValueError("the segment map has 5 rows (R = 1..5) of 5 names (F = 1..5)")
+        return grid
+
+    @field_validator("tier_shares")
+    @classmethod
+    def _shares_fit(cls, shares: dict[str, float]) -> dict[str, float]:
+        if any(share <= 0 for share in shares.values()) or sum(shares.values()) > 1:
+            raise ValueError("tier shares are positive and add up to at most 1")
+        return shares
