@@ -128,6 +128,10 @@ class Database:
         """One unit of work: commit when the body succeeds, roll back when it raises."""
         factory = self.read_sessions if read_only else self.sessions
         async with factory() as session:
+            if read_only:
+                # Autocommit reads have nothing to commit; closing hands the connection back.
+                yield session
+                return
             try:
                 yield session
                 await session.commit()

@@ -118,7 +118,7 @@ async def reassign(data: ReassignRequest, session: SessionDep, _: CustomersWrite
     responses={**problem_responses(401, 403, 404, 410, 422), **MOVED},
 )
 async def read_customer(customer_id: uuid.UUID, session: SessionDep, principal: CustomersReader) -> Response:
-    return _render(await service.get_customer(session, customer_id), principal)
+    return _render(await service.read_profile(session, customer_id), principal)
 
 
 @router.patch(

@@ -215,7 +215,7 @@ async def _insert_orders(
     if session.get_bind().dialect.name == "postgresql":
         # COPY on the request's own connection and transaction: several times faster than batched INSERTs.
         connection = await (await session.connection()).get_raw_connection()
-        driver = connection.driver_connection
+        driver: Any = connection.driver_connection  # the asyncpg connection, inside this transaction
         ids = sorted(
             r[0]
             for r in await driver.fetch(
@@ -234,11 +234,11 @@ async def _insert_orders(
         return
     for start in range(0, len(purchases), CHUNK):
         batch = purchases[start : start + CHUNK]
-        ids = await session.execute(
+        inserted = await session.execute(
             insert(PURCHASES).returning(PURCHASES.c.id, PURCHASES.c.order_id, sort_by_parameter_order=True),
             batch,
         )
-        line_rows = [{**line, "purchase_id": row.id} for row in ids for line in lines_by_order[row.order_id]]
+        line_rows = [{**line, "purchase_id": row.id} for row in inserted for line in lines_by_order[row.order_id]]
         await session.execute(insert(PURCHASE_LINES), line_rows)
 
 
