@@ -7,19 +7,27 @@ and the PostgreSQL half is reported as skipped.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from sqlalchemy import MetaData, delete
 
 from crm_kit.db import Database
+from crm_kit.health import upgrade_database
+from crm_kit.settings import DEV_API_KEY, ApiKeyConfig, ServiceSettings, hash_api_key
 
 BACKENDS = ("sqlite", "postgresql")
+DEV_KEY = DEV_API_KEY
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -74,3 +82,61 @@ async def empty_tables(database: Database, metadatas: Iterable[MetaData]) -> Non
         for metadata in metadatas:
             for table in reversed(metadata.sorted_tables):
                 await session.execute(delete(table))
+
+
+def service_fixtures(
+    *,
+    prefix: str,
+    make_settings: Callable[..., ServiceSettings],
+    make_app: Callable[[Any], FastAPI],
+    alembic_ini: Path,
+    metadata: Iterable[MetaData],
+    keys: dict[str, tuple[str, list[str]]],
+) -> tuple[Any, ...]:
+    """The standard fixtures of a service's suite, to assign at a conftest's top level:
+
+        backend, database_url, settings, app, client = service_fixtures(...)
+
+    `backend` runs the suite once per database; `app` is the service with its lifespan running on a
+    migrated throw-away database; `client` talks to it over ASGI with the dev key and empties every
+    table after each test. `keys` are extra API keys, name → (key, scopes).
+    """
+    tables = list(metadata)
+
+    @pytest.fixture(scope="session", params=BACKENDS)
+    def backend(request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+    @pytest.fixture(scope="session")
+    async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+        async with temporary_database(backend, prefix, tmp_path_factory.mktemp("db")) as url:
+            await asyncio.to_thread(upgrade_database, alembic_ini, url)
+            yield url
+
+    @pytest.fixture(scope="session")
+    def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> ServiceSettings:
+        return make_settings(
+            environment="test",
+            database_url=database_url,
+            data_dir=tmp_path_factory.mktemp("data"),
+            access_log=False,
+            api_keys=[ApiKeyConfig(name=n, sha256=hash_api_key(k), scopes=s) for n, (k, s) in keys.items()],
+        )
+
+    @pytest.fixture(scope="session")
+    async def app(settings: ServiceSettings) -> AsyncIterator[FastAPI]:
+        application = make_app(settings)
+        async with LifespanManager(application):
+            yield application
+
+    @pytest.fixture
+    async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://test",
+            headers={"Authorization": f"Bearer {DEV_KEY}"},
+        ) as http:
+            yield http
+        await empty_tables(app.state.database, tables)
+
+    return backend, database_url, settings, app, client

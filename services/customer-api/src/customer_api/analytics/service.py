@@ -45,8 +45,11 @@ from customer_api.purchases.models import Purchase
 log = logging.getLogger(__name__)
 
 REFRESH_LOCK = "customer-api:value-refresh"
-# Tiers and segments are written through the table: one executemany, not thousands of ORM objects.
+# Refresh writes go through the tables: the ORM's bulk insert splits rows by which columns are None
+# (thousands of statements for one batch); a table insert sends each batch as one executemany.
 CUSTOMERS = typing.cast(Table, Customer.__table__)
+VALUES = typing.cast(Table, CustomerValue.__table__)
+EVENTS = typing.cast(Table, CustomerEvent.__table__)
 MIN_MODEL_CUSTOMERS = 10
 WRITE_CHUNK = 5000
 Progress = Callable[[str, float], Awaitable[None]]
@@ -380,7 +383,7 @@ async def refresh_values(
             chunk = [
                 {**v, "model_id": model.id, "computed_at": now} for v in valuation.values[start : start + WRITE_CHUNK]
             ]
-            await session.execute(insert(CustomerValue), chunk)
+            await session.execute(insert(VALUES), chunk)
         tier_changes = await _apply_tiers_and_segments(session, valuation.wanted, now)
     await report("done", 1.0)
     return {
@@ -447,7 +450,7 @@ async def _apply_tiers_and_segments(
     if events:
         await transaction_lock(session, CUSTOMER_FEED)
         for start in range(0, len(events), WRITE_CHUNK):
-            await session.execute(insert(CustomerEvent), events[start : start + WRITE_CHUNK])
+            await session.execute(insert(EVENTS), events[start : start + WRITE_CHUNK])
     return len(events)
 
 
