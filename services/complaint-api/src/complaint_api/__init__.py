@@ -1,0 +1,1 @@
+"""complaint-api: the complaint (客户抱怨) ticket service."""

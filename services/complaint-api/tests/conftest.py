@@ -1,0 +1,28 @@
+"""Fixtures: complaint-api on a fresh SQLite and a fresh PostgreSQL database, driven over ASGI."""
+
+from __future__ import annotations
+
+from complaint_api.config import Settings
+from complaint_api.db import all_metadata
+from complaint_api.main import ALEMBIC_INI, create_app
+from crm_kit.testing import service_fixtures
+
+# name -> (key, scopes): narrow keys for the authorization tests.
+KEYS = {
+    "agent": ("agent-key-0001", ["complaints:read", "complaints:write", "kb:read"]),
+    "reader": ("reader-key-0001", ["complaints:read", "kb:read"]),
+    "kb-editor": ("kb-editor-key-0001", ["kb:read", "kb:write"]),
+}
+
+backend, database_url, settings, app, client = service_fixtures(
+    prefix="complaint_api_test",
+    make_settings=Settings,
+    make_app=create_app,
+    alembic_ini=ALEMBIC_INI,
+    metadata=all_metadata,
+    keys=KEYS,
+)
+
+
+def auth(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[name][0]}"}
