@@ -14,3 +14,6 @@ class Settings(ServiceSettings):
     customer_api_key: str | None = Field(None, description="Key for customer-api; the dev key in development")
     business_timezone: str = "Asia/Shanghai"
     reopen_days: int = Field(14, ge=0, description="A closed complaint can be reopened this many days")
+    intake_lookup_seconds: float = Field(
+        0.5, gt=0, description="How long intake waits for customer-api before keeping the snapshot pending"
+    )

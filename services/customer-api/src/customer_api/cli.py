@@ -20,9 +20,9 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_kit.cli import add_service_commands
 from crm_kit.db import Database
 from crm_kit.errors import ProblemError
-from crm_kit.health import upgrade_database
 from customer_api.config import Settings
 from customer_api.customers.models import Customer
 from customer_api.customers.schemas import CustomerCreate
@@ -76,35 +76,9 @@ def _blank_to_none(row: dict[str, str]) -> dict[str, Any]:
     return {k.strip(): (v.strip() or None) for k, v in row.items() if k}
 
 
-@app.command()
-def migrate() -> None:
-    """Apply database migrations up to the newest."""
-    settings = Settings()
-    upgrade_database(ALEMBIC_INI, settings.resolved_database_url)
-    console.print("migrations applied")
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8001,
-    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first")] = True,
-) -> None:
-    """Serve the API with uvicorn."""
-    import uvicorn
-
-    if migrate_first:
-        # Silently: once serving, stdout carries JSON log lines only.
-        upgrade_database(ALEMBIC_INI, Settings().resolved_database_url)
-    uvicorn.run(
-        "customer_api.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        access_log=False,
-        proxy_headers=True,
-        log_config=None,  # the app configures JSON logging for every logger, uvicorn's included
-    )
+add_service_commands(
+    app, alembic_ini=ALEMBIC_INI, settings=Settings, factory="customer_api.main:create_app", default_port=8001
+)
 
 
 def _customer_body(row: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class Complaint(Base):
     department: Mapped[str | None] = mapped_column(String(64), index=True)
     assignee_id: Mapped[str | None] = mapped_column(String(64), index=True)
     answered_article_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Knowledge-base articles suggested at intake, with their scores.
+    suggestions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     root_cause: Mapped[str | None] = mapped_column(String(100), index=True)
     resolution: Mapped[str | None] = mapped_column(Text)
     corrective_action: Mapped[str | None] = mapped_column(Text)

@@ -1,5 +1,324 @@
-"""HTTP routes of complaints."""
+"""HTTP routes of complaints: intake, reads, the process steps, notes, timeline, satisfaction."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from complaint_api.complaints import service
+from complaint_api.complaints.dependencies import Actor, ComplaintsReader, SettingsDep
+from complaint_api.complaints.schemas import (
+    Answer,
+    Cancel,
+    Category,
+    Channel,
+    Close,
+    ComplaintCreate,
+    ComplaintRead,
+    Escalate,
+    Note,
+    Priority,
+    Reopen,
+    Reply,
+    Resolution,
+    SatisfactionCreate,
+    Status,
+    Suggestion,
+    TimelineEvent,
+)
+from complaint_api.kb.service import suggest
+from crm_kit.concurrency import IfMatch, etag
+from crm_kit.db import SessionDep
+from crm_kit.errors import Unprocessable, problem_responses
+from crm_kit.idempotency import IdempotencyDep
+from crm_kit.pagination import Page, PageParams
+from crm_kit.schemas import model_response
 
 router = APIRouter(prefix="/v1/complaints", tags=["complaints"])
+
+STEP_ERRORS = problem_responses(401, 403, 404, 409, 412, 422)
+
+
+def _render(complaint: Any, *, status_code: int = 200, location: bool = False) -> Response:
+    headers = {"ETag": etag(complaint.version)}
+    if location:
+        headers["Location"] = f"/v1/complaints/{complaint.id}"
+    return model_response(ComplaintRead.model_validate(complaint), status_code=status_code, headers=headers)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ComplaintRead,
+    summary="Take a complaint (受理投诉)",
+    description="Recorded at once with a number (C<date>-<n>), a priority from severity and the customer's tier, "
+    "and up to three suggested knowledge-base answers. An unknown customer is a 422. If customer-api is down "
+    "or slow the complaint is still taken, with `snapshot_status: pending`, and completed later.",
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def take_complaint(
+    data: ComplaintCreate,
+    request: Request,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    actor: Actor,
+    settings: SettingsDep,
+) -> Response:
+    async def produce() -> Response:
+        lookup = await service.lookup_customer(
+            request.app.state.customer_api, data.customer_id, within=settings.intake_lookup_seconds
+        )
+        found = await suggest(session, f"{data.subject} {data.description}", limit=3)
+        suggestions = [Suggestion.model_validate(s, from_attributes=True).model_dump(mode="json") for s in found]
+        complaint = await service.take_complaint(
+            session,
+            data=data,
+            actor=actor,
+            lookup=lookup,
+            suggestions=suggestions,
+            timezone=settings.business_timezone,
+        )
+        return _render(complaint, status_code=201, location=True)
+
+    return await idempotency.execute(produce)
+
+
+@router.get(
+    "",
+    response_model=Page[ComplaintRead],
+    summary="Search complaints (the open list and more)",
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def list_complaints(
+    session: SessionDep,
+    _: ComplaintsReader,
+    page: Annotated[PageParams, Depends()],
+    status: Status | None = None,
+    customer_id: uuid.UUID | None = None,
+    assignee_id: Annotated[str | None, Query(max_length=64)] = None,
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    category: Category | None = None,
+    priority: Priority | None = None,
+    channel: Channel | None = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+) -> Response:
+    after = page.keyset(uuid.UUID)
+    rows = await service.search(
+        session,
+        filters={
+            "status": status,
+            "customer_id": customer_id,
+            "assignee_id": assignee_id,
+            "department": department,
+            "category": category,
+            "priority": priority,
+            "channel": channel,
+        },
+        q=q,
+        after=after[0] if after else None,
+        limit=page.limit,
+    )
+    items = [ComplaintRead.model_validate(c) for c in rows[: page.limit]]
+    next_cursor = page.next_cursor(items[-1].id) if len(rows) > page.limit else None
+    return model_response(Page[ComplaintRead](items=items, next_cursor=next_cursor))
+
+
+@router.get(
+    "/{complaint_id}",
+    response_model=ComplaintRead,
+    summary="Read a complaint",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def read_complaint(complaint_id: uuid.UUID, session: SessionDep, _: ComplaintsReader) -> Response:
+    return _render(await service.get_complaint(session, complaint_id))
+
+
+async def _step(
+    session: SessionDep,
+    settings: SettingsDep,
+    complaint_id: uuid.UUID,
+    action: str,
+    actor: str,
+    expected_version: int | None,
+    *,
+    message: str | None = None,
+    changes: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Response:
+    complaint = await service.transition(
+        session,
+        complaint_id=complaint_id,
+        action=action,
+        actor=actor,
+        expected_version=expected_version,
+        reopen_days=settings.reopen_days,
+        message=message,
+        changes=changes,
+        data=data,
+    )
+    return _render(complaint)
+
+
+@router.post(
+    "/{complaint_id}/answer",
+    response_model=ComplaintRead,
+    summary="Answer on the spot from the manual (step 2: first-contact resolution)",
+    responses=STEP_ERRORS,
+)
+async def answer(
+    complaint_id: uuid.UUID, body: Answer, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+) -> Response:
+    return await _step(
+        session, settings, complaint_id, "answer", actor, version,
+        message=body.message, changes={"answered_article_id": body.article_id},
+        data={"article_id": str(body.article_id) if body.article_id else None},
+    )  # fmt: skip
+
+
+@router.post(
+    "/{complaint_id}/escalate",
+    response_model=ComplaintRead,
+    summary="Hand to the responsible department and person (step 3)",
+    responses=STEP_ERRORS,
+)
+async def escalate(
+    complaint_id: uuid.UUID, body: Escalate, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+) -> Response:
+    return await _step(
+        session, settings, complaint_id, "escalate", actor, version, message=body.note,
+        changes={"department": body.department, "assignee_id": body.assignee_id},
+        data={"department": body.department, "assignee_id": body.assignee_id},
+    )  # fmt: skip
+
+
+@router.post(
+    "/{complaint_id}/resolution",
+    response_model=ComplaintRead,
+    summary="Record the responsible person's result: root cause, resolution, corrective action (step 4)",
+    responses=STEP_ERRORS,
+)
+async def resolution(
+    complaint_id: uuid.UUID, body: Resolution, session: SessionDep, actor: Actor, settings: SettingsDep,
+    version: IfMatch,
+) -> Response:  # fmt: skip
+    return await _step(
+        session, settings, complaint_id, "resolution", actor, version, message=body.resolution,
+        changes=body.model_dump(), data={"root_cause": body.root_cause},
+    )  # fmt: skip
+
+
+@router.post(
+    "/{complaint_id}/reply",
+    response_model=ComplaintRead,
+    summary="Tell the customer the result (step 5)",
+    responses=STEP_ERRORS,
+)
+async def reply(
+    complaint_id: uuid.UUID, body: Reply, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+) -> Response:
+    return await _step(session, settings, complaint_id, "reply", actor, version, message=body.message)
+
+
+@router.post(
+    "/{complaint_id}/close",
+    response_model=ComplaintRead,
+    summary="Close the complaint number",
+    responses=STEP_ERRORS,
+)
+async def close(
+    complaint_id: uuid.UUID, body: Close, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+) -> Response:
+    return await _step(session, settings, complaint_id, "close", actor, version, message=body.note)
+
+
+@router.post(
+    "/{complaint_id}/reopen",
+    response_model=ComplaintRead,
+    summary="Reopen a closed complaint (within the reopen window)",
+    description="After the window a new complaint is opened with `follows_up` pointing to this one.",
+    responses=STEP_ERRORS,
+)
+async def reopen(
+    complaint_id: uuid.UUID, body: Reopen, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+) -> Response:
+    return await _step(session, settings, complaint_id, "reopen", actor, version, message=body.reason)
+
+
+@router.post(
+    "/{complaint_id}/cancel",
+    response_model=ComplaintRead,
+    summary="Cancel a duplicate or invalid complaint",
+    responses=STEP_ERRORS,
+)
+async def cancel(
+    complaint_id: uuid.UUID, body: Cancel, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+) -> Response:
+    if body.reason == "duplicate":
+        if body.duplicate_of is None or body.duplicate_of == complaint_id:
+            raise Unprocessable("a duplicate names the other complaint it duplicates", field="duplicate_of")
+        await service.get_complaint(session, body.duplicate_of)
+    return await _step(
+        session, settings, complaint_id, "cancel", actor, version, message=body.note,
+        changes={"cancel_reason": body.reason, "duplicate_of": body.duplicate_of},
+        data={"reason": body.reason, "duplicate_of": str(body.duplicate_of) if body.duplicate_of else None},
+    )  # fmt: skip
+
+
+@router.post(
+    "/{complaint_id}/notes",
+    status_code=201,
+    response_model=TimelineEvent,
+    summary="Add an internal note or a public message without changing the state",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def add_note(complaint_id: uuid.UUID, body: Note, session: SessionDep, actor: Actor) -> Response:
+    event = await service.add_note(
+        session, complaint_id=complaint_id, actor=actor, note=body.note, visibility=body.visibility
+    )
+    return model_response(TimelineEvent.model_validate(event), status_code=201)
+
+
+@router.get(
+    "/{complaint_id}/timeline",
+    response_model=Page[TimelineEvent],
+    summary="Every change to the complaint, oldest first",
+    description="`visibility=public` gives what the customer was told; `internal` the staff side.",
+    responses=problem_responses(400, 401, 403, 404, 422),
+)
+async def timeline(
+    complaint_id: uuid.UUID,
+    session: SessionDep,
+    _: ComplaintsReader,
+    page: Annotated[PageParams, Depends()],
+    visibility: Annotated[str | None, Query(pattern="^(public|internal)$")] = None,
+) -> Response:
+    after = page.keyset(int)
+    rows = await service.timeline(
+        session, complaint_id=complaint_id, visibility=visibility, after=after[0] if after else None, limit=page.limit
+    )
+    items = [TimelineEvent.model_validate(e) for e in rows[: page.limit]]
+    next_cursor = page.next_cursor(items[-1].id) if len(rows) > page.limit else None
+    return model_response(Page[TimelineEvent](items=items, next_cursor=next_cursor))
+
+
+@router.post(
+    "/{complaint_id}/satisfaction",
+    response_model=ComplaintRead,
+    summary="Record the customer's satisfaction with the handling (step 6)",
+    description="Once per closure; a score of 2 or less puts a `satisfaction_low` event on the timeline.",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def satisfaction(
+    complaint_id: uuid.UUID, body: SatisfactionCreate, session: SessionDep, actor: Actor
+) -> Response:
+    complaint = await service.rate(
+        session,
+        complaint_id=complaint_id,
+        actor=actor,
+        score=body.score,
+        reason_code=body.reason_code,
+        comment=body.comment,
+    )
+    return _render(complaint)

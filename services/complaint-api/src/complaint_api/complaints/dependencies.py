@@ -1,0 +1,35 @@
+"""Dependencies of the complaint routes: who is acting, and the settings they act under."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from complaint_api.config import Settings
+from crm_kit.auth import Principal, require
+
+ComplaintsWriter = Annotated[Principal, require("complaints:write")]
+ComplaintsReader = Annotated[Principal, require("complaints:read")]
+
+
+def actor(
+    principal: ComplaintsWriter,
+    agent: Annotated[
+        str | None,
+        Header(alias="X-Actor", max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", description="The agent acting"),
+    ] = None,
+) -> str:
+    """The calling system's key name, and the agent's id when the caller names one: `desk:cs-008`."""
+    return f"{principal.name}:{agent}" if agent else principal.name
+
+
+Actor = Annotated[str, Depends(actor)]
+
+
+def settings(request: Request) -> Settings:
+    value: Settings = request.app.state.settings
+    return value
+
+
+SettingsDep = Annotated[Settings, Depends(settings)]

@@ -1,0 +1,317 @@
+"""The complaint process of DESIGN §3 as plain functions: intake, transitions, timeline, satisfaction.
+
+States and the actions that move between them:
+
+    open --answer--> answered --close--> closed --reopen--> reopened --escalate--> escalated
+    open --escalate--> escalated --resolution--> resolved --reply--> replied --close--> closed
+    open | escalated --cancel--> cancelled
+
+Any other move is a 409 naming the actions the complaint's state allows. A transition locks the row,
+checks an `If-Match` version when one is sent, and writes a typed event on the timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from complaint_api.clients.customer_api import CustomerSnapshot, fetch_customer
+from complaint_api.complaints.models import Complaint, ComplaintEvent, ComplaintNumber
+from complaint_api.complaints.schemas import ComplaintCreate
+from crm_kit.concurrency import check_version
+from crm_kit.db import utcnow
+from crm_kit.errors import Conflict, NotFound, Unprocessable
+from crm_kit.http import PeerClient, PeerUnavailable
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+SEVERITY_PRIORITY = {"low": "low", "medium": "normal", "high": "high", "critical": "urgent"}
+# The least priority a customer's tier earns: a gold customer's complaint is never below high.
+TIER_FLOOR = {"gold": "high", "silver": "normal"}
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_states: frozenset[str]
+    to_state: str
+    visibility: str  # whether the step's message goes to the customer
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "answer": Transition(frozenset({"open"}), "answered", "public"),
+    "escalate": Transition(frozenset({"open", "reopened"}), "escalated", "internal"),
+    "resolution": Transition(frozenset({"escalated"}), "resolved", "internal"),
+    "reply": Transition(frozenset({"resolved"}), "replied", "public"),
+    "close": Transition(frozenset({"answered", "replied"}), "closed", "internal"),
+    "reopen": Transition(frozenset({"closed"}), "reopened", "public"),
+    "cancel": Transition(frozenset({"open", "escalated"}), "cancelled", "internal"),
+}
+# Moves after which the customer has had a first response, and after which their problem counts as solved.
+RESPONDING = {"answer", "escalate", "reply", "cancel"}
+SOLVING = {"answer", "reply"}
+
+
+def allowed_actions(status: str) -> list[str]:
+    return [name for name, t in TRANSITIONS.items() if status in t.from_states]
+
+
+def priority_for(severity: str, tier: str | None) -> str:
+    base = SEVERITY_PRIORITY[severity]
+    floor = TIER_FLOOR.get(tier or "regular", "low")
+    return max(base, floor, key=PRIORITIES.index)
+
+
+async def next_number(session: AsyncSession, now: dt.datetime, timezone: str) -> str:
+    """C<yyyymmdd>-<nnnn>: a per-day counter taken atomically, so numbers are unique and never reused."""
+    day = now.astimezone(ZoneInfo(timezone)).date()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(ComplaintNumber)
+        .values(day=day, last=1)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": ComplaintNumber.last + 1})
+        .returning(ComplaintNumber.last)
+    )
+    number = (await session.execute(statement)).scalar_one()
+    return f"C{day:%Y%m%d}-{number:04d}"
+
+
+def _event(
+    complaint: Complaint,
+    type_: str,
+    actor: str,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    visibility: str = "internal",
+    note: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> ComplaintEvent:
+    return ComplaintEvent(
+        complaint_id=complaint.id,
+        type=type_,
+        actor=actor,
+        occurred_at=utcnow(),
+        from_status=from_status,
+        to_status=to_status,
+        visibility=visibility,
+        note=note,
+        data=data or {},
+    )
+
+
+async def lookup_customer(
+    peer: PeerClient, customer_id: uuid.UUID, *, within: float
+) -> tuple[str, CustomerSnapshot | None]:
+    """("ok", snapshot), ("unknown_customer", None) or ("pending", None) when customer-api is down or slow."""
+    try:
+        async with asyncio.timeout(within):
+            snapshot = await fetch_customer(peer, customer_id)
+    except (PeerUnavailable, TimeoutError):
+        return "pending", None
+    return ("ok", snapshot) if snapshot is not None else ("unknown_customer", None)
+
+
+async def take_complaint(
+    session: AsyncSession,
+    *,
+    data: ComplaintCreate,
+    actor: str,
+    lookup: tuple[str, CustomerSnapshot | None],
+    suggestions: Sequence[dict[str, Any]],
+    timezone: str,
+) -> Complaint:
+    """Record a complaint at once (step 1). Unknown customers are refused; if customer-api could not be
+    asked, the complaint is kept with its snapshot pending and filled in later."""
+    status, snapshot = lookup
+    if status == "unknown_customer":
+        raise Unprocessable(f"customer {data.customer_id} is not known to customer-api", field="customer_id")
+    if data.follows_up is not None and await session.get(Complaint, data.follows_up) is None:
+        raise Unprocessable(f"no complaint {data.follows_up} to follow up", field="follows_up")
+    now = utcnow()
+    complaint = Complaint(
+        id=uuid7(),
+        number=await next_number(session, now, timezone),
+        customer_id=snapshot.customer_id if snapshot else data.customer_id,
+        customer_snapshot=snapshot.as_json() if snapshot else {},
+        snapshot_status=status,
+        channel=data.channel,
+        category=data.category,
+        subject=data.subject,
+        description=data.description,
+        order_id=data.order_id,
+        sku=data.sku,
+        severity=data.severity,
+        priority=priority_for(data.severity, snapshot.tier if snapshot else None),
+        status="open",
+        follows_up=data.follows_up,
+        suggestions=list(suggestions),
+        reopen_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(complaint)
+    session.add(
+        _event(
+            complaint,
+            "created",
+            actor,
+            to_status="open",
+            data={"channel": data.channel, "priority": complaint.priority},
+        )
+    )
+    await session.flush()
+    return complaint
+
+
+async def get_complaint(session: AsyncSession, complaint_id: uuid.UUID, *, for_update: bool = False) -> Complaint:
+    complaint = await session.get(
+        Complaint, complaint_id, with_for_update=for_update or None, populate_existing=for_update
+    )
+    if complaint is None:
+        raise NotFound(f"no complaint {complaint_id}")
+    return complaint
+
+
+async def transition(
+    session: AsyncSession,
+    *,
+    complaint_id: uuid.UUID,
+    action: str,
+    actor: str,
+    expected_version: int | None,
+    reopen_days: int,
+    message: str | None = None,
+    changes: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Complaint:
+    """Apply one action of the process; `changes` are the fields the step records."""
+    rule = TRANSITIONS[action]
+    complaint = await get_complaint(session, complaint_id, for_update=True)
+    check_version(complaint.version, expected_version)
+    if complaint.status not in rule.from_states:
+        raise Conflict(
+            f"cannot {action} a complaint that is {complaint.status}",
+            status_now=complaint.status,
+            allowed_actions=allowed_actions(complaint.status),
+        )
+    now = utcnow()
+    if action == "reopen" and complaint.closed_at and now - complaint.closed_at > dt.timedelta(days=reopen_days):
+        raise Conflict(
+            f"the complaint was closed more than {reopen_days} days ago; open a new complaint with "
+            f"follows_up={complaint.id}",
+            status_now=complaint.status,
+            allowed_actions=[],
+        )
+    before = complaint.status
+    for field, value in (changes or {}).items():
+        setattr(complaint, field, value)
+    complaint.status = rule.to_state
+    complaint.updated_at = now
+    if action in RESPONDING and complaint.first_responded_at is None:
+        complaint.first_responded_at = now
+    if action in SOLVING:
+        complaint.resolved_at = now
+    if action == "close":
+        complaint.closed_at = now
+    if action == "reopen":
+        complaint.reopen_count += 1
+        complaint.closed_at = None
+        complaint.resolved_at = None
+    session.add(
+        _event(
+            complaint,
+            "status_changed",
+            actor,
+            from_status=before,
+            to_status=rule.to_state,
+            visibility=rule.visibility,
+            note=message,
+            data={"action": action, **(data or {})},
+        )
+    )
+    await session.flush()
+    return complaint
+
+
+async def add_note(
+    session: AsyncSession, *, complaint_id: uuid.UUID, actor: str, note: str, visibility: str
+) -> ComplaintEvent:
+    complaint = await get_complaint(session, complaint_id)
+    event = _event(
+        complaint, "note" if visibility == "internal" else "message", actor, visibility=visibility, note=note
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def rate(
+    session: AsyncSession,
+    *,
+    complaint_id: uuid.UUID,
+    actor: str,
+    score: int,
+    reason_code: str | None,
+    comment: str | None,
+) -> Complaint:
+    """Step 6: the customer's satisfaction with the handling, once per closure."""
+    complaint = await get_complaint(session, complaint_id, for_update=True)
+    if complaint.status != "closed":
+        raise Conflict("satisfaction is recorded for closed complaints", status_now=complaint.status)
+    if complaint.satisfaction and complaint.satisfaction.get("closure") == complaint.reopen_count:
+        raise Conflict("satisfaction for this closure is already recorded", status_now=complaint.status)
+    now = utcnow()
+    complaint.satisfaction = {
+        "score": score,
+        "reason_code": reason_code,
+        "comment": comment,
+        "recorded_at": now.isoformat(),
+        "closure": complaint.reopen_count,
+    }
+    complaint.updated_at = now
+    session.add(
+        _event(complaint, "satisfaction", actor, note=comment, data={"score": score, "reason_code": reason_code})
+    )
+    if score <= 2:
+        session.add(_event(complaint, "satisfaction_low", actor, data={"score": score}))
+    await session.flush()
+    return complaint
+
+
+async def timeline(
+    session: AsyncSession, *, complaint_id: uuid.UUID, visibility: str | None, after: int | None, limit: int
+) -> Sequence[ComplaintEvent]:
+    await get_complaint(session, complaint_id)
+    query = select(ComplaintEvent).where(ComplaintEvent.complaint_id == complaint_id)
+    if visibility is not None:
+        query = query.where(ComplaintEvent.visibility == visibility)
+    if after is not None:
+        query = query.where(ComplaintEvent.id > after)
+    return (await session.execute(query.order_by(ComplaintEvent.id).limit(limit + 1))).scalars().all()
+
+
+async def search(
+    session: AsyncSession, *, filters: dict[str, Any], q: str | None, after: uuid.UUID | None, limit: int
+) -> Sequence[Complaint]:
+    query = select(Complaint)
+    for field, value in filters.items():
+        if value is not None:
+            query = query.where(getattr(Complaint, field) == value)
+    if q:
+        query = query.where(
+            Complaint.subject.contains(q, autoescape=True)
+            | Complaint.description.contains(q, autoescape=True)
+            | (Complaint.number == q)
+        )
+    if after is not None:
+        query = query.where(Complaint.id < after)
+    return (await session.execute(query.order_by(Complaint.id.desc()).limit(limit + 1))).scalars().all()
