@@ -1,8 +1,8 @@
 """complaints and knowledge base
 
-Revision ID: 654d27e6dd06
+Revision ID: 47dadf5162ba
 Revises:
-Create Date: 2026-11-23 19:24:54.627093
+Create Date: 2026-11-23 19:28:14.107593
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import crm_kit.db
 
-revision: str = "654d27e6dd06"
+revision: str = "47dadf5162ba"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -50,6 +50,9 @@ def upgrade() -> None:
         sa.Column("department", sa.String(length=64), nullable=True),
         sa.Column("assignee_id", sa.String(length=64), nullable=True),
         sa.Column("answered_article_id", sa.Uuid(), nullable=True),
+        sa.Column(
+            "suggestions", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
+        ),
         sa.Column("root_cause", sa.String(length=100), nullable=True),
         sa.Column("resolution", sa.Text(), nullable=True),
         sa.Column("corrective_action", sa.Text(), nullable=True),
