@@ -1,8 +1,16 @@
 """complaint-api settings: the shared ones plus `COMPLAINT_API_*`."""
 
+import datetime as dt
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from complaint_api.sla.calendar import (
+    CHINA_2026_HOLIDAYS,
+    CHINA_2026_WORKDAYS,
+    BusinessCalendar,
+    calendar_from_settings,
+)
 from crm_kit.settings import ServiceSettings
 
 
@@ -17,3 +25,15 @@ class Settings(ServiceSettings):
     intake_lookup_seconds: float = Field(
         0.5, gt=0, description="How long intake waits for customer-api before keeping the snapshot pending"
     )
+    # The customer-service centre's business calendar that SLA clocks run on. The 2026 holiday and 调休
+    # lists are defaults to check against each year's State Council notice.
+    business_hours: str = Field("mon-sun 09:00-21:00", description='e.g. "mon-fri 09:00-18:00; sat-sun 10:00-16:00"')
+    holidays: list[dt.date] = Field(default_factory=lambda: sorted(CHINA_2026_HOLIDAYS))
+    workdays: list[dt.date] = Field(default_factory=lambda: sorted(CHINA_2026_WORKDAYS))
+    sweep_seconds: float = Field(15.0, gt=0, description="How often the SLA sweep and snapshot completion run")
+
+    def calendar(self) -> BusinessCalendar:
+        return calendar_from_settings(
+            self.business_timezone, self.business_hours, [d.isoformat() for d in self.holidays],
+            [d.isoformat() for d in self.workdays],
+        )  # fmt: skip

@@ -1,4 +1,4 @@
-"""What complaint-api runs for its lifetime: the client for customer-api and the background jobs."""
+"""What complaint-api runs for its lifetime: the client for customer-api, the calendar, background jobs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from complaint_api.complaints.jobs import background_jobs
 from complaint_api.config import Settings
 from crm_kit.http import PeerClient, PeerConfig
 
@@ -14,7 +15,9 @@ from crm_kit.http import PeerClient, PeerConfig
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    app.state.calendar = settings.calendar()
     key = settings.customer_api_key or (settings.dev_api_key if settings.environment != "production" else None)
     async with PeerClient("customer-api", PeerConfig(base_url=settings.customer_api_url, api_key=key)) as peer:
         app.state.customer_api = peer
-        yield
+        async with background_jobs(app):
+            yield

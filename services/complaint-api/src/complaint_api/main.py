@@ -10,6 +10,7 @@ from complaint_api.complaints.router import router as complaints_router
 from complaint_api.config import Settings
 from complaint_api.kb.router import router as kb_router
 from complaint_api.lifespan import lifespan
+from complaint_api.sla.router import router as sla_router
 from crm_kit.app import build_app
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -31,12 +32,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="complaint-api",
         version="0.1.0",
         description=DESCRIPTION,
-        routers=[complaints_router, kb_router],
+        routers=[complaints_router, kb_router, sla_router],
         alembic_ini=ALEMBIC_INI,
         lifespan=lifespan,
         openapi_tags=[
             {"name": "complaints", "description": "Complaint intake and lifecycle"},
             {"name": "knowledge base", "description": "The policy and service manual, searchable"},
+            {"name": "sla", "description": "Targets per priority on the business calendar"},
             {"name": "health", "description": "Liveness, readiness, metrics"},
         ],
     )

@@ -2,5 +2,6 @@
 
 from complaint_api.complaints.models import Complaint, ComplaintEvent, ComplaintNumber
 from complaint_api.kb.models import KbArticle, KbRevision
+from complaint_api.sla.models import SlaPolicy
 
-__all__ = ["Complaint", "ComplaintEvent", "ComplaintNumber", "KbArticle", "KbRevision"]
+__all__ = ["Complaint", "ComplaintEvent", "ComplaintNumber", "KbArticle", "KbRevision", "SlaPolicy"]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from complaint_api.config import Settings
+from complaint_api.sla.calendar import BusinessCalendar
 from crm_kit.auth import Principal, require
 
 ComplaintsWriter = Annotated[Principal, require("complaints:write")]
@@ -33,3 +34,11 @@ def settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(settings)]
+
+
+def calendar(request: Request) -> BusinessCalendar:
+    value: BusinessCalendar = request.app.state.calendar
+    return value
+
+
+CalendarDep = Annotated[BusinessCalendar, Depends(calendar)]

@@ -42,6 +42,11 @@ class Complaint(Base):
     duplicate_of: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("complaints.id"))
     follows_up: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("complaints.id"))
     cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    # SLA: due times on the business calendar; the clock stops while the complaint waits on the customer.
+    on_hold_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sla_pauses: Mapped[list[list[str]]] = mapped_column(JSONType, default=list)
+    first_response_breached: Mapped[bool] = mapped_column(default=False, index=True)
+    resolution_breached: Mapped[bool] = mapped_column(default=False, index=True)
     first_response_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     resolution_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     first_responded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

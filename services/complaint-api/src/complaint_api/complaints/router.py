@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from complaint_api.complaints import service
-from complaint_api.complaints.dependencies import Actor, ComplaintsReader, SettingsDep
+from complaint_api.complaints.dependencies import Actor, CalendarDep, ComplaintsReader, SettingsDep
 from complaint_api.complaints.schemas import (
     Answer,
     Cancel,
@@ -18,6 +18,7 @@ from complaint_api.complaints.schemas import (
     ComplaintCreate,
     ComplaintRead,
     Escalate,
+    Hold,
     Note,
     Priority,
     Reopen,
@@ -65,6 +66,7 @@ async def take_complaint(
     idempotency: IdempotencyDep,
     actor: Actor,
     settings: SettingsDep,
+    calendar: CalendarDep,
 ) -> Response:
     async def produce() -> Response:
         lookup = await service.lookup_customer(
@@ -79,6 +81,7 @@ async def take_complaint(
             lookup=lookup,
             suggestions=suggestions,
             timezone=settings.business_timezone,
+            calendar=calendar,
         )
         return _render(complaint, status_code=201, location=True)
 
@@ -102,6 +105,7 @@ async def list_complaints(
     category: Category | None = None,
     priority: Priority | None = None,
     channel: Channel | None = None,
+    breached: Annotated[bool | None, Query(description="Past a first-response or resolution due time")] = None,
     q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> Response:
     after = page.keyset(uuid.UUID)
@@ -116,6 +120,7 @@ async def list_complaints(
             "priority": priority,
             "channel": channel,
         },
+        breached=breached,
         q=q,
         after=after[0] if after else None,
         limit=page.limit,
@@ -264,6 +269,43 @@ async def cancel(
         changes={"cancel_reason": body.reason, "duplicate_of": body.duplicate_of},
         data={"reason": body.reason, "duplicate_of": str(body.duplicate_of) if body.duplicate_of else None},
     )  # fmt: skip
+
+
+@router.post(
+    "/{complaint_id}/hold",
+    response_model=ComplaintRead,
+    summary="Wait on the customer: the SLA clocks stop",
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def hold(
+    complaint_id: uuid.UUID,
+    body: Hold,
+    session: SessionDep,
+    actor: Actor,
+    calendar: CalendarDep,
+    version: IfMatch,
+) -> Response:
+    complaint = await service.hold_clock(
+        session, complaint_id=complaint_id, actor=actor, expected_version=version, calendar=calendar,
+        reason=body.reason, on_hold=True,
+    )  # fmt: skip
+    return _render(complaint)
+
+
+@router.post(
+    "/{complaint_id}/resume",
+    response_model=ComplaintRead,
+    summary="The customer answered: the SLA clocks run again, due times moved out by the time held",
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def resume(
+    complaint_id: uuid.UUID, session: SessionDep, actor: Actor, calendar: CalendarDep, version: IfMatch
+) -> Response:
+    complaint = await service.hold_clock(
+        session, complaint_id=complaint_id, actor=actor, expected_version=version, calendar=calendar,
+        reason=None, on_hold=False,
+    )  # fmt: skip
+    return _render(complaint)
 
 
 @router.post(

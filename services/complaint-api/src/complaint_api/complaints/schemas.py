@@ -93,8 +93,11 @@ class ComplaintRead(ResponseModel):
     follows_up: uuid.UUID | None
     cancel_reason: str | None
     suggestions: list[Suggestion]
-    first_response_due: dt.datetime | None
+    on_hold_since: dt.datetime | None
+    first_response_due: dt.datetime | None = Field(description="Null while on hold: the clock stands still")
     resolution_due: dt.datetime | None
+    first_response_breached: bool
+    resolution_breached: bool
     first_responded_at: dt.datetime | None
     resolved_at: dt.datetime | None
     closed_at: dt.datetime | None
@@ -151,6 +154,10 @@ class Cancel(RequestModel):
 class Note(RequestModel):
     note: Text5000
     visibility: Literal["internal", "public"] = "internal"
+
+
+class Hold(RequestModel):
+    reason: Text200 = Field(description="What the complaint waits for from the customer")
 
 
 class SatisfactionCreate(RequestModel):

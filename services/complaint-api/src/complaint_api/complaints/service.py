@@ -28,6 +28,8 @@ from uuid_utils.compat import uuid7
 from complaint_api.clients.customer_api import CustomerSnapshot, fetch_customer
 from complaint_api.complaints.models import Complaint, ComplaintEvent, ComplaintNumber
 from complaint_api.complaints.schemas import ComplaintCreate
+from complaint_api.sla import service as sla
+from complaint_api.sla.calendar import BusinessCalendar
 from crm_kit.concurrency import check_version
 from crm_kit.db import utcnow
 from crm_kit.errors import Conflict, NotFound, Unprocessable
@@ -128,6 +130,7 @@ async def take_complaint(
     lookup: tuple[str, CustomerSnapshot | None],
     suggestions: Sequence[dict[str, Any]],
     timezone: str,
+    calendar: BusinessCalendar,
 ) -> Complaint:
     """Record a complaint at once (step 1). Unknown customers are refused; if customer-api could not be
     asked, the complaint is kept with its snapshot pending and filled in later."""
@@ -155,9 +158,13 @@ async def take_complaint(
         follows_up=data.follows_up,
         suggestions=list(suggestions),
         reopen_count=0,
+        sla_pauses=[],
+        first_response_breached=False,
+        resolution_breached=False,
         created_at=now,
         updated_at=now,
     )
+    sla.set_due_times(complaint, calendar, (await sla.policies(session))[complaint.priority])
     session.add(complaint)
     session.add(
         _event(
@@ -168,6 +175,57 @@ async def take_complaint(
             data={"channel": data.channel, "priority": complaint.priority},
         )
     )
+    await session.flush()
+    return complaint
+
+
+async def apply_snapshot(
+    session: AsyncSession, complaint: Complaint, snapshot: CustomerSnapshot | None, calendar: BusinessCalendar
+) -> None:
+    """Fill in what customer-api says about the customer; a higher tier raises the priority (never lowers it)."""
+    if snapshot is None:
+        complaint.snapshot_status = "unknown_customer"
+        session.add(
+            _event(complaint, "customer_unknown", "customer-api", data={"customer_id": str(complaint.customer_id)})
+        )
+        return
+    complaint.customer_id = snapshot.customer_id
+    complaint.customer_snapshot = snapshot.as_json()
+    complaint.snapshot_status = "ok"
+    raised = max(complaint.priority, priority_for(complaint.severity, snapshot.tier), key=PRIORITIES.index)
+    if raised != complaint.priority:
+        change = {"from": complaint.priority, "to": raised, "tier": snapshot.tier}
+        session.add(_event(complaint, "priority_changed", "customer-api", data=change))
+        complaint.priority = raised
+        sla.set_due_times(complaint, calendar, (await sla.policies(session))[raised])
+    complaint.updated_at = utcnow()
+
+
+async def hold_clock(
+    session: AsyncSession,
+    *,
+    complaint_id: uuid.UUID,
+    actor: str,
+    expected_version: int | None,
+    calendar: BusinessCalendar,
+    reason: str | None,
+    on_hold: bool,
+) -> Complaint:
+    """Stop the SLA clocks while waiting on the customer (`on_hold`), or start them again."""
+    complaint = await get_complaint(session, complaint_id, for_update=True)
+    check_version(complaint.version, expected_version)
+    if complaint.status not in sla.OPEN_STATES:
+        raise Conflict(f"a {complaint.status} complaint has no running SLA", status_now=complaint.status)
+    if on_hold == (complaint.on_hold_since is not None):
+        raise Conflict("the complaint is already " + ("on hold" if on_hold else "running"), status_now=complaint.status)
+    now = utcnow()
+    if on_hold:
+        sla.hold(complaint, now)
+    else:
+        sla.resume(complaint, now)
+    sla.set_due_times(complaint, calendar, (await sla.policies(session))[complaint.priority])
+    complaint.updated_at = now
+    session.add(_event(complaint, "on_hold" if on_hold else "resumed", actor, note=reason))
     await session.flush()
     return complaint
 
@@ -300,9 +358,18 @@ async def timeline(
 
 
 async def search(
-    session: AsyncSession, *, filters: dict[str, Any], q: str | None, after: uuid.UUID | None, limit: int
+    session: AsyncSession,
+    *,
+    filters: dict[str, Any],
+    breached: bool | None,
+    q: str | None,
+    after: uuid.UUID | None,
+    limit: int,
 ) -> Sequence[Complaint]:
     query = select(Complaint)
+    if breached is not None:
+        either = Complaint.first_response_breached | Complaint.resolution_breached
+        query = query.where(either if breached else ~either)
     for field, value in filters.items():
         if value is not None:
             query = query.where(getattr(Complaint, field) == value)

@@ -1,8 +1,8 @@
-"""complaints and knowledge base
+"""complaints, knowledge base and SLA
 
-Revision ID: 47dadf5162ba
+Revision ID: d51f8257cd06
 Revises:
-Create Date: 2026-11-23 19:28:14.107593
+Create Date: 2026-11-23 19:30:51.627467
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import crm_kit.db
 
-revision: str = "47dadf5162ba"
+revision: str = "d51f8257cd06"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -59,6 +59,12 @@ def upgrade() -> None:
         sa.Column("duplicate_of", sa.Uuid(), nullable=True),
         sa.Column("follows_up", sa.Uuid(), nullable=True),
         sa.Column("cancel_reason", sa.String(length=200), nullable=True),
+        sa.Column("on_hold_since", crm_kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "sla_pauses", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
+        ),
+        sa.Column("first_response_breached", sa.Boolean(), nullable=False),
+        sa.Column("resolution_breached", sa.Boolean(), nullable=False),
         sa.Column("first_response_due", crm_kit.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("resolution_due", crm_kit.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("first_responded_at", crm_kit.db.UTCDateTime(timezone=True), nullable=True),
@@ -84,7 +90,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_complaints_created_at"), ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_complaints_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_complaints_department"), ["department"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_complaints_first_response_breached"), ["first_response_breached"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_complaints_priority"), ["priority"], unique=False)
+        batch_op.create_index(batch_op.f("ix_complaints_resolution_breached"), ["resolution_breached"], unique=False)
         batch_op.create_index(batch_op.f("ix_complaints_root_cause"), ["root_cause"], unique=False)
         batch_op.create_index(batch_op.f("ix_complaints_snapshot_status"), ["snapshot_status"], unique=False)
         batch_op.create_index(batch_op.f("ix_complaints_status"), ["status"], unique=False)
@@ -115,6 +125,14 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_kb_revision")),
+    )
+    op.create_table(
+        "sla_policies",
+        sa.Column("priority", sa.String(length=16), nullable=False),
+        sa.Column("first_response_minutes", sa.Integer(), nullable=False),
+        sa.Column("resolution_minutes", sa.Integer(), nullable=False),
+        sa.Column("updated_at", crm_kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("priority", name=op.f("pk_sla_policies")),
     )
     op.create_table(
         "complaint_events",
@@ -170,6 +188,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_complaint_events_timeline")
 
     op.drop_table("complaint_events")
+    op.drop_table("sla_policies")
     op.drop_table("kb_revision")
     with op.batch_alter_table("kb_articles", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_kb_articles_category"))
@@ -179,7 +198,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_complaints_status"))
         batch_op.drop_index(batch_op.f("ix_complaints_snapshot_status"))
         batch_op.drop_index(batch_op.f("ix_complaints_root_cause"))
+        batch_op.drop_index(batch_op.f("ix_complaints_resolution_breached"))
         batch_op.drop_index(batch_op.f("ix_complaints_priority"))
+        batch_op.drop_index(batch_op.f("ix_complaints_first_response_breached"))
         batch_op.drop_index(batch_op.f("ix_complaints_department"))
         batch_op.drop_index(batch_op.f("ix_complaints_customer_id"))
         batch_op.drop_index(batch_op.f("ix_complaints_created_at"))

@@ -1,0 +1,1 @@
+"""SLA: business-hours calendar, policies per priority, the breach sweep."""

@@ -1,0 +1,68 @@
+"""HTTP routes of SLA policies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from complaint_api.sla import service
+from crm_kit.auth import Principal, require
+from crm_kit.db import SessionDep
+from crm_kit.errors import Unprocessable, problem_responses
+from crm_kit.schemas import RequestModel
+
+router = APIRouter(prefix="/v1/sla-policies", tags=["sla"])
+
+
+class PolicyRow(RequestModel):
+    priority: Literal["urgent", "high", "normal", "low"]
+    first_response_minutes: int = Field(ge=1, le=60 * 24 * 30, description="Business minutes")
+    resolution_minutes: int = Field(ge=1, le=60 * 24 * 90, description="Business minutes")
+
+
+class Policies(BaseModel):
+    items: list[PolicyRow]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "items": [
+                        {"priority": "urgent", "first_response_minutes": 30, "resolution_minutes": 240},
+                        {"priority": "high", "first_response_minutes": 60, "resolution_minutes": 480},
+                    ]
+                }
+            ]
+        }
+    }
+
+
+class PoliciesUpdate(RequestModel):
+    items: list[PolicyRow] = Field(min_length=1, max_length=4)
+
+
+@router.get("", response_model=Policies, summary="SLA targets per priority, in business minutes",
+            responses=problem_responses(401, 403))  # fmt: skip
+async def read_policies(session: SessionDep, _: Annotated[Principal, require("complaints:read")]) -> Policies:
+    return Policies(items=[PolicyRow(**row) for row in service.policy_rows(await service.policies(session))])
+
+
+@router.put(
+    "",
+    response_model=Policies,
+    summary="Set SLA targets per priority",
+    description="Priorities not listed keep their targets. New targets apply to complaints taken or re-timed "
+    "from now on (a priority change or a hold re-times a complaint).",
+    responses=problem_responses(401, 403, 422),
+)
+async def put_policies(
+    body: PoliciesUpdate, session: SessionDep, _: Annotated[Principal, require("admin")]
+) -> Policies:
+    for row in body.items:
+        if row.resolution_minutes < row.first_response_minutes:
+            raise Unprocessable("resolution cannot be due before the first response", field=row.priority)
+    values = {row.priority: (row.first_response_minutes, row.resolution_minutes) for row in body.items}
+    stored = await service.replace_policies(session, values)
+    return Policies(items=[PolicyRow(**row) for row in service.policy_rows(stored)])

@@ -1,0 +1,87 @@
+"""SLA over HTTP: due times on the business calendar, the hold clock, breaches flagged once, policies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+from test_complaints import BODIES, take
+
+from complaint_api.sla.service import DEFAULT_POLICIES, flag_breaches
+
+
+def _at(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def test_due_times_follow_priority_on_the_business_calendar(client: httpx.AsyncClient, app: Any) -> None:
+    complaint = await take(client, severity="critical")  # urgent: 30 min / 4 h of business time
+    calendar = app.state.calendar
+    created = _at(complaint["created_at"])
+    assert _at(complaint["first_response_due"]) == calendar.add(created, dt.timedelta(minutes=30))
+    assert _at(complaint["resolution_due"]) == calendar.add(created, dt.timedelta(hours=4))
+    low = await take(client, severity="low")
+    assert _at(low["resolution_due"]) == calendar.add(_at(low["created_at"]), dt.timedelta(hours=72))
+
+
+async def test_hold_stops_the_clock_and_resume_moves_the_due_times_out(client: httpx.AsyncClient, app: Any) -> None:
+    complaint = await take(client)
+    url = f"/v1/complaints/{complaint['id']}"
+    held = await client.post(f"{url}/hold", json={"reason": "等待顾客提供购物小票照片"})
+    assert held.status_code == 200, held.text
+    assert held.json()["on_hold_since"] and held.json()["first_response_due"] is None
+    assert (await client.post(f"{url}/hold", json={"reason": "again"})).status_code == 409
+    resumed = (await client.post(f"{url}/resume")).json()
+    assert resumed["on_hold_since"] is None
+    calendar = app.state.calendar
+    created = _at(complaint["created_at"])
+    start = _at(held.json()["on_hold_since"])
+    # The business time held (seconds at most here) is added back: due = due of the same policy with the pause.
+    pause_end = _at(resumed["updated_at"])
+    expected = calendar.due(created, dt.timedelta(minutes=DEFAULT_POLICIES["high"][0]), [(start, pause_end)])
+    assert _at(resumed["first_response_due"]) == expected
+    assert (await client.post(f"{url}/resume")).status_code == 409
+    events = (await client.get(f"{url}/timeline")).json()["items"]
+    assert [e["type"] for e in events] == ["created", "on_hold", "resumed"]
+
+
+async def test_breaches_are_flagged_once_and_listed(client: httpx.AsyncClient, app: Any) -> None:
+    late = await take(client, severity="critical")
+    answered = await take(client, severity="critical")
+    await client.post(f"/v1/complaints/{answered['id']}/answer", json=BODIES["answer"])
+    future = _at(late["resolution_due"]) + dt.timedelta(minutes=1)
+    for _ in range(2):  # a second sweep finds nothing new
+        async with app.state.database.session_scope() as session:
+            await flag_breaches(session, now=future)
+    body = (await client.get(f"/v1/complaints/{late['id']}")).json()
+    assert body["first_response_breached"] and body["resolution_breached"]
+    events = (await client.get(f"/v1/complaints/{late['id']}/timeline")).json()["items"]
+    breaches = [e["data"]["target"] for e in events if e["type"] == "sla_breached"]
+    assert breaches == ["first_response", "resolution"]
+    ok = (await client.get(f"/v1/complaints/{answered['id']}")).json()
+    assert not ok["first_response_breached"] and not ok["resolution_breached"]
+    listed = (await client.get("/v1/complaints", params={"breached": "true"})).json()["items"]
+    assert [c["id"] for c in listed] == [late["id"]]
+    not_listed = (await client.get("/v1/complaints", params={"breached": "false"})).json()["items"]
+    assert [c["id"] for c in not_listed] == [answered["id"]]
+
+
+async def test_policies_read_and_replace(client: httpx.AsyncClient) -> None:
+    policies = (await client.get("/v1/sla-policies")).json()["items"]
+    assert [p["priority"] for p in policies] == ["urgent", "high", "normal", "low"]
+    assert policies[0] == {"priority": "urgent", "first_response_minutes": 30, "resolution_minutes": 240}
+    changed = await client.put(
+        "/v1/sla-policies",
+        json={"items": [{"priority": "urgent", "first_response_minutes": 15, "resolution_minutes": 120}]},
+    )
+    assert changed.status_code == 200 and changed.json()["items"][0]["first_response_minutes"] == 15
+    complaint = await take(client, severity="critical")
+    assert _at(complaint["first_response_due"]) > _at(complaint["created_at"])
+    bad = await client.put(
+        "/v1/sla-policies",
+        json={"items": [{"priority": "low", "first_response_minutes": 60, "resolution_minutes": 30}]},
+    )
+    assert bad.status_code == 422
+    agent = {"Authorization": "Bearer agent-key-0001"}
+    assert (await client.put("/v1/sla-policies", json={"items": []}, headers=agent)).status_code == 403
