@@ -32,7 +32,9 @@ class Service:
         return self.name.replace("-", "_")
 
 
-SERVICES = [Service("customer-api", 8001, "customer-api")]
+SERVICES = [Service("customer-api", 8001, "customer-api"), Service("complaint-api", 8002, "complaint-api")]
+# How each service finds its peers when the stack runs locally.
+PEERS = {"complaint-api": {"COMPLAINT_API_CUSTOMER_API_URL": "http://127.0.0.1:8001"}}
 
 
 async def _ensure_databases(admin_url: str, names: list[str]) -> None:
@@ -75,7 +77,12 @@ def main() -> None:
     dev_key = os.environ.get("CRM_DEV_API_KEY", "dev-admin-key")
     try:
         for service in SERVICES:
-            env = {**os.environ, "CRM_DATA_DIR": args.data_dir, "CRM_ENV": os.environ.get("CRM_ENV", "development")}
+            env = {
+                **os.environ,
+                **PEERS.get(service.name, {}),
+                "CRM_DATA_DIR": args.data_dir,
+                "CRM_ENV": os.environ.get("CRM_ENV", "development"),
+            }
             if args.postgres:
                 base = args.postgres.rstrip("/").replace("postgresql://", "postgresql+asyncpg://", 1)
                 env["DATABASE_URL"] = f"{base}/{service.database}"

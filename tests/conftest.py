@@ -33,6 +33,7 @@ class RunningService:
     api_key: str
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    database_url: str | None = None
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(encoding="utf-8").splitlines() if self.log_path else []
@@ -45,11 +46,11 @@ def free_port() -> int:
 
 
 def start_service(
-    name: str, database_url: str, workdir: Path, extra_env: dict[str, str] | None = None
+    name: str, database_url: str, workdir: Path, extra_env: dict[str, str] | None = None, *, port: int | None = None
 ) -> RunningService:
-    """Start `<name> serve` (migrations first) on a free port and wait until /readyz says ready."""
-    port = free_port()
-    log_path = workdir / f"{name}.log"
+    """Start `<name> serve` (migrations first) on a port (a free one by default); wait until /readyz says ready."""
+    port = port or free_port()
+    log_path = workdir / f"{name}-{port}.log"
     env = {
         **os.environ,
         "CRM_ENV": "test",
@@ -93,10 +94,17 @@ def stop_service(service: RunningService) -> int | None:
     return service.process.returncode
 
 
+@pytest.fixture(scope="session")
+def backend_of() -> dict[str, str]:
+    """The backend each locally started service runs on in this part of the session."""
+    return {}
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 async def customer_api(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, backend_of: dict[str, str]
 ) -> AsyncIterator[RunningService]:
+    backend_of["customer-api"] = request.param
     if url := os.environ.get("CUSTOMER_API_URL"):
         if request.param != BACKENDS[0]:
             pytest.skip("an external stack runs on one backend")
@@ -105,15 +113,43 @@ async def customer_api(
     workdir = tmp_path_factory.mktemp(f"customer-api-{request.param}")
     async with temporary_database(request.param, "stack_customer_api", workdir) as database_url:
         service = start_service("customer-api", database_url, workdir)
+        service.database_url = database_url
         try:
             yield service
         finally:
             stop_service(service)
 
 
+@pytest.fixture(scope="session")
+async def complaint_api(
+    customer_api: RunningService, backend_of: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningService]:
+    if url := os.environ.get("COMPLAINT_API_URL"):
+        yield RunningService("complaint-api", url.rstrip("/"), os.environ.get("CRM_TEST_API_KEY", DEV_KEY))
+        return
+    backend = backend_of["customer-api"]
+    workdir = tmp_path_factory.mktemp(f"complaint-api-{backend}")
+    async with temporary_database(backend, "stack_complaint_api", workdir) as database_url:
+        service = start_service(
+            "complaint-api", database_url, workdir, {"COMPLAINT_API_CUSTOMER_API_URL": customer_api.base_url}
+        )
+        try:
+            yield service
+        finally:
+            stop_service(service)
+
+
+def client_for(service: RunningService) -> httpx.Client:
+    return httpx.Client(base_url=service.base_url, headers={"Authorization": f"Bearer {service.api_key}"}, timeout=30)
+
+
+@pytest.fixture
+def complaints(complaint_api: RunningService) -> Iterator[httpx.Client]:
+    with client_for(complaint_api) as client:
+        yield client
+
+
 @pytest.fixture
 def customers(customer_api: RunningService) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=customer_api.base_url, headers={"Authorization": f"Bearer {customer_api.api_key}"}, timeout=30
-    ) as client:
+    with client_for(customer_api) as client:
         yield client

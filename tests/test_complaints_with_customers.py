@@ -1,0 +1,94 @@
+"""complaint-api and customer-api as real processes talking over HTTP: snapshots, tiers, unknown customers,
+and a complaint taken while customer-api is down that is completed once it is back."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from conftest import RunningService, client_for, free_port, start_service, stop_service
+
+
+def _phone() -> str:
+    return "136" + str(uuid.uuid4().int)[:8]
+
+
+def _complaint(customer_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "channel": "app",
+        "category": "delivery",
+        "subject": "冰箱送货延误三天",
+        "description": "预约周六送货安装，至今未到，也没有人联系我。",
+        "severity": "low",
+        **fields,
+    }
+
+
+def test_a_gold_customers_complaint_is_never_below_high(customers: httpx.Client, complaints: httpx.Client) -> None:
+    gold = customers.post("/v1/customers", json={"name": "黄金会员", "phone": _phone()}).json()
+    assert customers.patch(f"/v1/customers/{gold['id']}", json={"tier": "gold"}).status_code == 200
+    taken = complaints.post("/v1/complaints", json=_complaint(gold["id"]))
+    assert taken.status_code == 201, taken.text
+    body = taken.json()
+    assert body["snapshot_status"] == "ok" and body["priority"] == "high"
+    assert body["customer_snapshot"] == {"name": "黄金会员", "tier": "gold", "type": "individual"}
+    regular = customers.post("/v1/customers", json={"name": "普通顾客", "phone": _phone()}).json()
+    assert complaints.post("/v1/complaints", json=_complaint(regular["id"])).json()["priority"] == "low"
+
+
+def test_unknown_customers_are_refused_and_merged_ones_follow_the_survivor(
+    customers: httpx.Client, complaints: httpx.Client
+) -> None:
+    unknown = complaints.post("/v1/complaints", json=_complaint(str(uuid.uuid4())))
+    assert unknown.status_code == 422 and unknown.json()["field"] == "customer_id"
+    survivor = customers.post("/v1/customers", json={"name": "林静", "phone": _phone()}).json()
+    duplicate = customers.post("/v1/customers", json={"name": "林静(重复)", "phone": _phone()}).json()
+    customers.post(f"/v1/customers/{duplicate['id']}/merge", json={"target_id": survivor["id"]})
+    taken = complaints.post("/v1/complaints", json=_complaint(duplicate["id"])).json()
+    assert taken["customer_id"] == survivor["id"] and taken["customer_snapshot"]["name"] == "林静"
+    erased = customers.post("/v1/customers", json={"name": "要删除", "phone": _phone()}).json()
+    customers.delete(f"/v1/customers/{erased['id']}")
+    assert complaints.post("/v1/complaints", json=_complaint(erased["id"])).status_code == 422
+
+
+def test_taken_while_customer_api_is_down_then_completed(
+    customer_api: RunningService, customers: httpx.Client, tmp_path: Any
+) -> None:
+    if customer_api.process is None:
+        pytest.skip("needs to start and stop services itself")
+    gold = customers.post("/v1/customers", json={"name": "离线时投诉", "phone": _phone()}).json()
+    customers.patch(f"/v1/customers/{gold['id']}", json={"tier": "gold"})
+    later_port = free_port()
+    complaint_api = start_service(
+        "complaint-api",
+        f"sqlite+aiosqlite:///{tmp_path}/complaints.db",
+        tmp_path,
+        {"COMPLAINT_API_CUSTOMER_API_URL": f"http://127.0.0.1:{later_port}", "COMPLAINT_API_SWEEP_SECONDS": "0.3"},
+    )
+    second_customer_api: RunningService | None = None
+    try:
+        with client_for(complaint_api) as complaints:
+            taken = complaints.post("/v1/complaints", json=_complaint(gold["id"]))
+            assert taken.status_code == 201, taken.text
+            assert taken.json()["snapshot_status"] == "pending" and taken.json()["priority"] == "low"
+            # customer-api comes back (a second process on the same database, on the port complaint-api uses).
+            assert customer_api.database_url is not None
+            second_customer_api = start_service("customer-api", customer_api.database_url, tmp_path, port=later_port)
+            deadline = time.monotonic() + 45
+            while True:
+                body = complaints.get(f"/v1/complaints/{taken.json()['id']}").json()
+                if body["snapshot_status"] == "ok":
+                    break
+                assert time.monotonic() < deadline, body
+                time.sleep(0.3)
+            assert body["priority"] == "high" and body["customer_snapshot"]["tier"] == "gold"
+            events = complaints.get(f"/v1/complaints/{body['id']}/timeline").json()["items"]
+            assert [e["type"] for e in events] == ["created", "priority_changed"]
+    finally:
+        stop_service(complaint_api)
+        if second_customer_api is not None:
+            stop_service(second_customer_api)
