@@ -1,7 +1,18 @@
 """Every table of complaint-api, imported in one place for the migrations."""
 
 from complaint_api.complaints.models import Complaint, ComplaintEvent, ComplaintNumber
+from complaint_api.callbacks.models import Callback
+from complaint_api.feeds.models import FeedCursor
 from complaint_api.kb.models import KbArticle, KbRevision
 from complaint_api.sla.models import SlaPolicy
 
-__all__ = ["Complaint", "ComplaintEvent", "ComplaintNumber", "KbArticle", "KbRevision", "SlaPolicy"]
+__all__ = [
+    "Callback",
+    "Complaint",
+    "ComplaintEvent",
+    "ComplaintNumber",
+    "FeedCursor",
+    "KbArticle",
+    "KbRevision",
+    "SlaPolicy",
+]

@@ -1,0 +1,1 @@
+"""Following customer-api's customer feed: fresh snapshots, higher priorities, merges, erasure."""
