@@ -31,6 +31,8 @@ class Settings(ServiceSettings):
     holidays: list[dt.date] = Field(default_factory=lambda: sorted(CHINA_2026_HOLIDAYS))
     workdays: list[dt.date] = Field(default_factory=lambda: sorted(CHINA_2026_WORKDAYS))
     sweep_seconds: float = Field(15.0, gt=0, description="How often the SLA sweep and snapshot completion run")
+    callback_minutes: int = Field(30, ge=1, description="Business minutes within which a callback is due")
+    callback_attempts: int = Field(3, ge=1, description="Unanswered calls before a callback is given up")
 
     def calendar(self) -> BusinessCalendar:
         return calendar_from_settings(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from complaint_api.callbacks.router import router as callbacks_router
 from complaint_api.complaints.router import router as complaints_router
 from complaint_api.config import Settings
 from complaint_api.kb.router import router as kb_router
@@ -32,13 +33,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="complaint-api",
         version="0.1.0",
         description=DESCRIPTION,
-        routers=[complaints_router, kb_router, sla_router],
+        routers=[complaints_router, callbacks_router, kb_router, sla_router],
         alembic_ini=ALEMBIC_INI,
         lifespan=lifespan,
         openapi_tags=[
             {"name": "complaints", "description": "Complaint intake and lifecycle"},
             {"name": "knowledge base", "description": "The policy and service manual, searchable"},
             {"name": "sla", "description": "Targets per priority on the business calendar"},
+            {"name": "callbacks", "description": "Call-back requests and their queue"},
             {"name": "health", "description": "Liveness, readiness, metrics"},
         ],
     )

@@ -1,0 +1,106 @@
+"""HTTP routes of callback requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from complaint_api.callbacks import service
+from complaint_api.callbacks.schemas import CallbackComplete, CallbackCreate, CallbackRead
+from complaint_api.complaints.dependencies import Actor, CalendarDep, ComplaintsReader, SettingsDep
+from complaint_api.complaints.service import lookup_customer
+from crm_kit.concurrency import IfMatch, etag
+from crm_kit.db import SessionDep
+from crm_kit.errors import Unprocessable, problem_responses
+from crm_kit.idempotency import IdempotencyDep
+from crm_kit.pagination import Page, PageParams
+from crm_kit.schemas import model_response
+
+router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
+
+
+def _render(callback: object, *, status_code: int = 200) -> Response:
+    body = CallbackRead.model_validate(callback)
+    headers = {"ETag": etag(body.version), "Location": f"/v1/callbacks/{body.id}"}
+    return model_response(body, status_code=status_code, headers=headers)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CallbackRead,
+    summary="Ask for a call back (「留下电话，客服回电」)",
+    description="Due within the configured business minutes, or at `preferred_at` if later. A known customer's "
+    "tier sets the priority (gold: high).",
+    responses=problem_responses(401, 403, 422),
+)
+async def request_callback(
+    data: CallbackCreate,
+    request: Request,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    _: Actor,
+    settings: SettingsDep,
+    calendar: CalendarDep,
+) -> Response:
+    async def produce() -> Response:
+        snapshot = None
+        if data.customer_id is not None:
+            status, snapshot = await lookup_customer(
+                request.app.state.customer_api, data.customer_id, within=settings.intake_lookup_seconds
+            )
+            if status == "unknown_customer":
+                raise Unprocessable(f"customer {data.customer_id} is not known to customer-api", field="customer_id")
+        callback = await service.request_callback(
+            session, data=data, snapshot=snapshot, calendar=calendar,
+            within=dt.timedelta(minutes=settings.callback_minutes),
+        )  # fmt: skip
+        return _render(callback, status_code=201)
+
+    return await idempotency.execute(produce)
+
+
+@router.get(
+    "",
+    response_model=Page[CallbackRead],
+    summary="The callback queue: due first at the top",
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def callback_queue(
+    session: SessionDep,
+    _: ComplaintsReader,
+    page: Annotated[PageParams, Depends()],
+    status: Literal["pending", "completed"] = "pending",
+) -> Response:
+    rows = await service.queue(
+        session, status=status, after=page.keyset(dt.datetime.fromisoformat, uuid.UUID), limit=page.limit
+    )
+    items = [CallbackRead.model_validate(c) for c in rows[: page.limit]]
+    next_cursor = page.next_cursor(items[-1].due_at.isoformat(), items[-1].id) if len(rows) > page.limit else None
+    return model_response(Page[CallbackRead](items=items, next_cursor=next_cursor))
+
+
+@router.post(
+    "/{callback_id}/complete",
+    response_model=CallbackRead,
+    summary="Record a call: reached, no answer (retried later), or wrong number",
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def complete(
+    callback_id: uuid.UUID,
+    body: CallbackComplete,
+    session: SessionDep,
+    actor: Actor,
+    settings: SettingsDep,
+    calendar: CalendarDep,
+    version: IfMatch,
+) -> Response:
+    callback = await service.complete(
+        session, callback_id=callback_id, outcome=body.outcome, note=body.note, agent=actor,
+        expected_version=version, calendar=calendar, retry_after=dt.timedelta(minutes=settings.callback_minutes),
+        max_attempts=settings.callback_attempts,
+    )  # fmt: skip
+    return _render(callback)

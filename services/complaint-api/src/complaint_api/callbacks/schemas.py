@@ -1,0 +1,63 @@
+"""Bodies of callback requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal, Self
+
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+
+from crm_kit.schemas import RequestModel, ResponseModel
+
+
+class CallbackCreate(RequestModel):
+    customer_id: uuid.UUID | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        None, description="Needed when the caller is not a known customer; mainland numbers as typed"
+    )
+    topic: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    channel: Literal["web", "app", "wechat", "phone", "store"] = "web"
+    preferred_at: AwareDatetime | None = Field(None, description="Call no earlier than this")
+    complaint_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Self:
+        if self.customer_id is None and self.phone is None:
+            raise ValueError("a callback needs a customer_id or a phone number")
+        return self
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"name": "陈先生", "phone": "13912345678", "topic": "咨询家电以旧换新补贴", "channel": "web"},
+            ]
+        }
+    }
+
+
+class CallbackComplete(RequestModel):
+    outcome: Literal["reached", "no_answer", "wrong_number"]
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class CallbackRead(ResponseModel):
+    id: uuid.UUID
+    customer_id: uuid.UUID | None
+    name: str | None
+    phone: str | None
+    topic: str
+    channel: str
+    complaint_id: uuid.UUID | None
+    priority: str
+    preferred_at: dt.datetime | None
+    due_at: dt.datetime
+    status: Literal["pending", "completed"]
+    attempts: int
+    outcome: str | None
+    note: str | None
+    agent: str | None
+    completed_at: dt.datetime | None
+    version: int
+    created_at: dt.datetime

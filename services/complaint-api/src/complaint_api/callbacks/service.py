@@ -1,0 +1,113 @@
+"""Callback rules: who calls back whom by when, in which order, and what happens when nobody answers.
+
+A callback is due within the configured business minutes (or at the preferred time, if later); a gold
+customer's request is high priority. The queue is pending callbacks by due time. An unanswered call is
+retried after the same interval until the attempts run out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+import phonenumbers
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from complaint_api.callbacks.models import Callback
+from complaint_api.callbacks.schemas import CallbackCreate
+from complaint_api.clients.customer_api import CustomerSnapshot
+from complaint_api.complaints.models import Complaint
+from complaint_api.complaints.service import priority_for
+from complaint_api.sla.calendar import BusinessCalendar
+from crm_kit.concurrency import check_version
+from crm_kit.db import utcnow
+from crm_kit.errors import Conflict, NotFound, Unprocessable
+
+
+def normalize_phone(raw: str) -> str:
+    try:
+        number = phonenumbers.parse(raw, "CN")
+    except phonenumbers.NumberParseException as exc:
+        raise Unprocessable(f"'phone' is not a phone number: {exc}", field="phone") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise Unprocessable("'phone' is not a valid phone number", field="phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+async def request_callback(
+    session: AsyncSession,
+    *,
+    data: CallbackCreate,
+    snapshot: CustomerSnapshot | None,
+    calendar: BusinessCalendar,
+    within: dt.timedelta,
+) -> Callback:
+    if data.complaint_id is not None and await session.get(Complaint, data.complaint_id) is None:
+        raise Unprocessable(f"no complaint {data.complaint_id}", field="complaint_id")
+    now = utcnow()
+    due = calendar.add(now, within)
+    if data.preferred_at is not None and data.preferred_at > due:
+        due = data.preferred_at
+    callback = Callback(
+        id=uuid7(),
+        customer_id=snapshot.customer_id if snapshot else data.customer_id,
+        name=data.name or (snapshot.name if snapshot else None),
+        phone=normalize_phone(data.phone) if data.phone else None,
+        topic=data.topic,
+        channel=data.channel,
+        complaint_id=data.complaint_id,
+        priority=priority_for("medium", snapshot.tier if snapshot else None),
+        preferred_at=data.preferred_at,
+        due_at=due,
+        status="pending",
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(callback)
+    await session.flush()
+    return callback
+
+
+async def complete(
+    session: AsyncSession,
+    *,
+    callback_id: uuid.UUID,
+    outcome: str,
+    note: str | None,
+    agent: str,
+    expected_version: int | None,
+    calendar: BusinessCalendar,
+    retry_after: dt.timedelta,
+    max_attempts: int,
+) -> Callback:
+    callback = await session.get(Callback, callback_id, with_for_update=True, populate_existing=True)
+    if callback is None:
+        raise NotFound(f"no callback {callback_id}")
+    check_version(callback.version, expected_version)
+    if callback.status != "pending":
+        raise Conflict("the callback is already completed", status_now=callback.status)
+    now = utcnow()
+    callback.attempts += 1
+    callback.outcome, callback.note, callback.agent, callback.updated_at = outcome, note, agent, now
+    if outcome == "no_answer" and callback.attempts < max_attempts:
+        callback.due_at = calendar.add(now, retry_after)
+    else:
+        callback.status = "completed"
+        callback.completed_at = now
+    await session.flush()
+    return callback
+
+
+async def queue(
+    session: AsyncSession, *, status: str, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
+) -> Sequence[Callback]:
+    """Callbacks in the order agents should take them: the one due first at the top."""
+    query = select(Callback).where(Callback.status == status)
+    if after is not None:
+        due, last_id = after
+        query = query.where(or_(Callback.due_at > due, and_(Callback.due_at == due, Callback.id > last_id)))
+    return (await session.execute(query.order_by(Callback.due_at, Callback.id).limit(limit + 1))).scalars().all()
