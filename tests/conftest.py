@@ -131,7 +131,10 @@ async def complaint_api(
     workdir = tmp_path_factory.mktemp(f"complaint-api-{backend}")
     async with temporary_database(backend, "stack_complaint_api", workdir) as database_url:
         service = start_service(
-            "complaint-api", database_url, workdir, {"COMPLAINT_API_CUSTOMER_API_URL": customer_api.base_url}
+            "complaint-api",
+            database_url,
+            workdir,
+            {"COMPLAINT_API_CUSTOMER_API_URL": customer_api.base_url, "COMPLAINT_API_SWEEP_SECONDS": "0.3"},
         )
         try:
             yield service

@@ -92,3 +92,47 @@ def test_taken_while_customer_api_is_down_then_completed(
         stop_service(complaint_api)
         if second_customer_api is not None:
             stop_service(second_customer_api)
+
+
+def _until(check: Any, what: str, seconds: float = 30) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+    return result
+
+
+def test_the_customer_feed_raises_priority_repoints_merges_and_anonymises_erasure(
+    customers: httpx.Client, complaints: httpx.Client
+) -> None:
+    customer = customers.post("/v1/customers", json={"name": "升级会员", "phone": _phone()}).json()
+    complaint = complaints.post("/v1/complaints", json=_complaint(customer["id"])).json()
+    assert complaint["priority"] == "low"
+    customers.patch(f"/v1/customers/{customer['id']}", json={"tier": "gold"})
+    raised = _until(
+        lambda: (c := complaints.get(f"/v1/complaints/{complaint['id']}").json())["priority"] == "high" and c,
+        "the tier change raised the priority",
+    )
+    assert raised["customer_snapshot"]["tier"] == "gold"
+
+    survivor = customers.post("/v1/customers", json={"name": "合并后", "phone": _phone()}).json()
+    customers.post(f"/v1/customers/{customer['id']}/merge", json={"target_id": survivor["id"]})
+    _until(
+        lambda: complaints.get(f"/v1/complaints/{complaint['id']}").json()["customer_id"] == survivor["id"],
+        "the merge moved the complaint to the survivor",
+    )
+
+    leaving = customers.post("/v1/customers", json={"name": "要求删除", "phone": _phone()}).json()
+    said = complaints.post(
+        "/v1/complaints", json=_complaint(leaving["id"], description="我叫要求删除，电话13600001111")
+    ).json()
+    complaints.post(f"/v1/complaints/{said['id']}/notes", json={"note": "顾客住在静安区某小区"})
+    customers.delete(f"/v1/customers/{leaving['id']}")
+    erased = _until(
+        lambda: (c := complaints.get(f"/v1/complaints/{said['id']}").json())["customer_snapshot"] == {} and c,
+        "the erasure reached complaint-api",
+    )
+    timeline = complaints.get(f"/v1/complaints/{said['id']}/timeline").json()["items"]
+    for secret in ("要求删除", "13600001111", "静安区"):
+        assert secret not in str(erased) and secret not in str(timeline)
+    assert erased["category"] == "delivery" and erased["status"] == "open"  # the statistics stay

@@ -1,0 +1,110 @@
+"""Applying customer-api's customer feed to complaints and callbacks.
+
+Tier changes raise the priority of the customer's open complaints (never lower it) and refresh their
+snapshot; merges move complaints and callbacks to the surviving profile; erasure anonymises them (the
+complaint stays for statistics, without anything that identifies or was said by the person). Each page is
+applied in one transaction together with the cursor, so a crash neither skips nor double-applies events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from complaint_api.callbacks.models import Callback
+from complaint_api.complaints.models import Complaint, ComplaintEvent
+from complaint_api.complaints.service import PRIORITIES, priority_for
+from complaint_api.feeds.models import FeedCursor
+from complaint_api.sla import service as sla
+from complaint_api.sla.calendar import BusinessCalendar
+from crm_kit.db import utcnow
+from crm_kit.http import PeerClient, PeerUnavailable
+
+CUSTOMER_FEED = "customer-api:customers"
+ERASED = "[已按个人信息保护法删除]"
+
+
+async def _open_complaints(session: AsyncSession, customer_id: uuid.UUID) -> Sequence[Complaint]:
+    query = select(Complaint).where(Complaint.customer_id == customer_id, Complaint.status.in_(sla.OPEN_STATES))
+    return (await session.execute(query)).scalars().all()
+
+
+async def _tier_changed(session: AsyncSession, customer_id: uuid.UUID, tier: str, calendar: BusinessCalendar) -> None:
+    policies = await sla.policies(session)
+    for complaint in await _open_complaints(session, customer_id):
+        complaint.customer_snapshot = {**complaint.customer_snapshot, "tier": tier}
+        raised = max(complaint.priority, priority_for(complaint.severity, tier), key=PRIORITIES.index)
+        if raised != complaint.priority:
+            session.add(
+                ComplaintEvent(
+                    complaint_id=complaint.id, type="priority_changed", actor="customer-feed", occurred_at=utcnow(),
+                    visibility="internal", data={"from": complaint.priority, "to": raised, "tier": tier},
+                )
+            )  # fmt: skip
+            complaint.priority = raised
+            sla.set_due_times(complaint, calendar, policies[raised])
+        complaint.updated_at = utcnow()
+
+
+async def _merged(session: AsyncSession, customer_id: uuid.UUID, into: uuid.UUID) -> None:
+    await session.execute(update(Complaint).where(Complaint.customer_id == customer_id).values(customer_id=into))
+    await session.execute(update(Callback).where(Callback.customer_id == customer_id).values(customer_id=into))
+
+
+async def _erased(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    ids = select(Complaint.id).where(Complaint.customer_id == customer_id)
+    await session.execute(
+        update(Complaint)
+        .where(Complaint.customer_id == customer_id)
+        .values(customer_snapshot={}, subject=ERASED, description=ERASED, order_id=None)
+    )
+    await session.execute(update(ComplaintEvent).where(ComplaintEvent.complaint_id.in_(ids)).values(note=None))
+    await session.execute(
+        update(Callback)
+        .where(Callback.customer_id == customer_id)
+        .values(name=None, phone=None, note=None, topic=ERASED)
+    )
+
+
+async def apply_events(session: AsyncSession, events: Sequence[dict[str, Any]], calendar: BusinessCalendar) -> None:
+    for event in events:
+        customer_id = uuid.UUID(event["customer_id"])
+        if event["type"] == "tier_changed":
+            await _tier_changed(session, customer_id, event["data"]["to"], calendar)
+        elif event["type"] == "merged":
+            await _merged(session, customer_id, uuid.UUID(event["data"]["merged_into"]))
+        elif event["type"] == "erased":
+            await _erased(session, customer_id)
+
+
+async def follow(session: AsyncSession, peer: PeerClient, calendar: BusinessCalendar, *, limit: int = 200) -> int:
+    """Apply the next page of the customer feed; returns how many events it applied (0 when caught up)."""
+    query = select(FeedCursor).where(FeedCursor.feed == CUSTOMER_FEED)
+    if session.get_bind().dialect.name == "postgresql":
+        # One replica follows at a time; the others find the row taken and skip this round.
+        query = query.with_for_update(skip_locked=True)
+    cursor = (await session.execute(query)).scalar_one_or_none()
+    if cursor is None:
+        existing = await session.get(FeedCursor, CUSTOMER_FEED)
+        if existing is not None:  # held by another replica
+            return 0
+        cursor = FeedCursor(feed=CUSTOMER_FEED, cursor=None, updated_at=utcnow())
+        session.add(cursor)
+        await session.flush()
+    params: dict[str, Any] = {"limit": limit, **({"after": cursor.cursor} if cursor.cursor else {})}
+    try:
+        response = await peer.get("/v1/feeds/customers", params=params)
+    except PeerUnavailable as exc:
+        cursor.last_error = str(exc)[:500]
+        return 0
+    if response.status_code != 200:
+        cursor.last_error = f"customer feed answered {response.status_code}"
+        return 0
+    page = response.json()
+    await apply_events(session, page["items"], calendar)
+    cursor.cursor, cursor.updated_at, cursor.last_error = page["next_cursor"], utcnow(), None
+    return len(page["items"])
