@@ -1,0 +1,1 @@
+"""Complaint statistics: volume, first-contact resolution, response and resolution times, SLA, satisfaction."""
