@@ -26,12 +26,15 @@ ENV_EXAMPLE = ROOT / ".env.example"
 # compose service -> its pydantic-settings class.
 SETTINGS_CLASSES = {
     "customer-api": "customer_api.config.Settings",
+    "complaint-api": "complaint_api.config.Settings",
 }
 
 # Settings fields a service's compose `environment` may leave out, each with the reason.
 OPTIONAL_SETTINGS_FIELDS = {
     "service_name": "the service's own name, fixed in code; not configuration",
     "rfm_segments": "a 5×5 grid of segment names; its documented default (config.py) is the product's map",
+    "holidays": "a list of dates; the default is the 2026 State Council notice (sla/calendar.py)",
+    "workdays": "a list of dates; the default is the 2026 State Council notice (sla/calendar.py)",
 }
 
 # Secrets: only ever `${VAR:?message}` in compose (no default, never a literal value).
