@@ -1,0 +1,99 @@
+"""Request and response bodies of the knowledge base: articles and search results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+
+from crm_kit.schemas import RequestModel, ResponseModel
+
+Language = Literal["zh", "en"]
+ArticleStatus = Literal["draft", "published"]
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", min_length=1, max_length=100)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", min_length=1, max_length=50)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+MAX_TAGS = 20
+
+
+class ArticleCreate(RequestModel):
+    slug: Slug = Field(description="Stable kebab-case name, unique, e.g. `returns-7-day-no-reason`")
+    title: Title
+    body: Body = Field(description="Plain text, up to 20,000 characters")
+    category: Category = Field(description="Kebab-case code, e.g. `returns`, `refunds`, `membership`")
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    language: Language = "zh"
+    status: ArticleStatus = Field("published", description="Only published articles are searchable")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "slug": "returns-7-day-no-reason",
+                    "title": "7天无理由退货规则",
+                    "body": "自购买之日起7天内，商品及包装完好、不影响二次销售的，"
+                    "可凭购物小票或电子订单办理无理由退货。",
+                    "category": "returns",
+                    "tags": ["退货", "7天无理由"],
+                    "language": "zh",
+                    "status": "published",
+                }
+            ]
+        }
+    }
+
+
+class ArticleUpdate(RequestModel):
+    """Only the fields sent change; a field cannot be cleared with null."""
+
+    slug: Slug | None = None
+    title: Title | None = None
+    body: Body | None = None
+    category: Category | None = None
+    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS)
+    language: Language | None = None
+    status: ArticleStatus | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Every column is required: null would be a 500 at the database instead of a clear 422 here.
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
+
+    model_config = {"json_schema_extra": {"examples": [{"title": "7天无理由退货规则（2026年修订）"}]}}
+
+
+class ArticleRead(ResponseModel):
+    id: uuid.UUID
+    slug: str
+    title: str
+    body: str
+    category: str
+    tags: list[str]
+    language: Language
+    status: ArticleStatus
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SearchHit(ResponseModel):
+    article_id: uuid.UUID
+    slug: str
+    title: str
+    category: str
+    score: float = Field(description="BM25 score, above zero; comparable within one query only")
+    snippet: str = Field(description="About 80 characters of the body around the first match, matches in 【】")
+
+
+class SearchResults(BaseModel):
+    query: str
+    items: list[SearchHit]
