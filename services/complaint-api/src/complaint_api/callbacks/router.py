@@ -46,14 +46,16 @@ async def request_callback(
     settings: SettingsDep,
     calendar: CalendarDep,
 ) -> Response:
+    # Ask customer-api before the transaction starts: no database lock is held over a network call.
+    snapshot = None
+    if data.customer_id is not None:
+        status, snapshot = await lookup_customer(
+            request.app.state.customer_api, data.customer_id, within=settings.intake_lookup_seconds
+        )
+        if status == "unknown_customer":
+            raise Unprocessable(f"customer {data.customer_id} is not known to customer-api", field="customer_id")
+
     async def produce() -> Response:
-        snapshot = None
-        if data.customer_id is not None:
-            status, snapshot = await lookup_customer(
-                request.app.state.customer_api, data.customer_id, within=settings.intake_lookup_seconds
-            )
-            if status == "unknown_customer":
-                raise Unprocessable(f"customer {data.customer_id} is not known to customer-api", field="customer_id")
         callback = await service.request_callback(
             session, data=data, snapshot=snapshot, calendar=calendar,
             within=dt.timedelta(minutes=settings.callback_minutes),

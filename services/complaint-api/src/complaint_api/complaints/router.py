@@ -68,10 +68,12 @@ async def take_complaint(
     settings: SettingsDep,
     calendar: CalendarDep,
 ) -> Response:
+    # Ask customer-api before the transaction starts: no database lock is held over a network call.
+    lookup = await service.lookup_customer(
+        request.app.state.customer_api, data.customer_id, within=settings.intake_lookup_seconds
+    )
+
     async def produce() -> Response:
-        lookup = await service.lookup_customer(
-            request.app.state.customer_api, data.customer_id, within=settings.intake_lookup_seconds
-        )
         found = await suggest(session, f"{data.subject} {data.description}", limit=3)
         suggestions = [Suggestion.model_validate(s, from_attributes=True).model_dump(mode="json") for s in found]
         complaint = await service.take_complaint(
