@@ -13,6 +13,7 @@ from complaint_api.kb.router import router as kb_router
 from complaint_api.lifespan import lifespan
 from complaint_api.sla.router import router as sla_router
 from complaint_api.stats.router import router as stats_router
+from complaint_api.webhooks.router import router as webhooks_router
 from crm_kit.app import build_app
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="complaint-api",
         version="0.1.0",
         description=DESCRIPTION,
-        routers=[complaints_router, callbacks_router, kb_router, sla_router, stats_router],
+        routers=[complaints_router, callbacks_router, kb_router, sla_router, stats_router, webhooks_router],
         alembic_ini=ALEMBIC_INI,
         lifespan=lifespan,
         openapi_tags=[
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "sla", "description": "Targets per priority on the business calendar"},
             {"name": "callbacks", "description": "Call-back requests and their queue"},
             {"name": "statistics", "description": "Complaint statistics"},
+            {"name": "webhooks", "description": "Signed event delivery to other systems"},
             {"name": "health", "description": "Liveness, readiness, metrics"},
         ],
     )

@@ -1,10 +1,11 @@
 """Every table of complaint-api, imported in one place for the migrations."""
 
-from complaint_api.complaints.models import Complaint, ComplaintEvent, ComplaintNumber
 from complaint_api.callbacks.models import Callback
+from complaint_api.complaints.models import Complaint, ComplaintEvent, ComplaintNumber
 from complaint_api.feeds.models import FeedCursor
 from complaint_api.kb.models import KbArticle, KbRevision
 from complaint_api.sla.models import SlaPolicy
+from complaint_api.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "Callback",
@@ -15,4 +16,6 @@ __all__ = [
     "KbArticle",
     "KbRevision",
     "SlaPolicy",
+    "Webhook",
+    "WebhookDelivery",
 ]

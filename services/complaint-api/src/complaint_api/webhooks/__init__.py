@@ -1,0 +1,1 @@
+"""Signed webhooks: complaint events pushed to subscribers' URLs, in order per complaint, retried until delivered."""

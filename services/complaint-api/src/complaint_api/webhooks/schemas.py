@@ -1,0 +1,81 @@
+"""Bodies of webhook subscriptions and their delivery log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from crm_kit.schemas import RequestModel, ResponseModel
+
+EventName = Literal[
+    "complaint.created",
+    "complaint.status_changed",
+    "complaint.sla_breached",
+    "complaint.satisfaction_received",
+]
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    if parts.username or parts.password:
+        # Credentials in the URL would be stored and shown in every listing; the signature authenticates us.
+        raise ValueError("must not carry credentials")
+    return value
+
+
+WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_http_url)]
+
+
+class WebhookCreate(RequestModel):
+    url: WebhookUrl = Field(description="Where events are POSTed (http or https)")
+    events: list[EventName] = Field(min_length=1, description="The event types to receive")
+    secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] | None = Field(
+        None, description="HMAC-SHA256 signing secret; one is generated (and shown once) when omitted"
+    )
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "url": "https://crm-bridge.example.com/hooks/complaints",
+                    "events": ["complaint.created", "complaint.status_changed"],
+                }
+            ]
+        }
+    }
+
+
+class WebhookRead(ResponseModel):
+    id: uuid.UUID
+    url: str
+    events: list[EventName]
+    created_by: str
+    created_at: dt.datetime
+
+
+class WebhookCreated(WebhookRead):
+    secret: str | None = Field(
+        description="The generated signing secret, shown only in this response; null when you chose your own"
+    )
+
+
+class DeliveryRead(ResponseModel):
+    id: uuid.UUID = Field(description="Also sent as X-CRM-Delivery and the body's `id`")
+    event_id: int
+    event: EventName = Field(validation_alias="event_type")
+    complaint_id: uuid.UUID
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: dt.datetime | None
+    last_attempt_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+    created_at: dt.datetime
