@@ -14,7 +14,7 @@ ComplaintsWriter = Annotated[Principal, require("complaints:write")]
 ComplaintsReader = Annotated[Principal, require("complaints:read")]
 
 
-def actor(
+async def actor(
     principal: ComplaintsWriter,
     agent: Annotated[
         str | None,
@@ -28,7 +28,7 @@ def actor(
 Actor = Annotated[str, Depends(actor)]
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     value: Settings = request.app.state.settings
     return value
 
@@ -36,7 +36,7 @@ def settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(settings)]
 
 
-def calendar(request: Request) -> BusinessCalendar:
+async def calendar(request: Request) -> BusinessCalendar:
     value: BusinessCalendar = request.app.state.calendar
     return value
 

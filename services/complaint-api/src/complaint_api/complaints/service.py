@@ -142,7 +142,7 @@ async def take_complaint(
     now = utcnow()
     complaint = Complaint(
         id=uuid7(),
-        number=await next_number(session, now, timezone),
+        number="",
         customer_id=snapshot.customer_id if snapshot else data.customer_id,
         customer_snapshot=snapshot.as_json() if snapshot else {},
         snapshot_status=status,
@@ -165,6 +165,8 @@ async def take_complaint(
         updated_at=now,
     )
     sla.set_due_times(complaint, calendar, (await sla.policies(session))[complaint.priority])
+    # The number last: its per-day counter row stays locked until commit, so hold it as briefly as possible.
+    complaint.number = await next_number(session, now, timezone)
     session.add(complaint)
     session.add(
         _event(
