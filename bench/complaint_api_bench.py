@@ -41,13 +41,11 @@ import gc
 import itertools
 import json
 import os
-import platform
 import random
 import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -67,6 +65,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 import httpx
 import numpy as np
+from benchkit import free_port, machine_facts
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -1107,12 +1106,6 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def console_script(name: str) -> str:
     for candidate in (Path(sys.executable).parent / name, REPO_ROOT / ".venv" / "bin" / name):
         if candidate.exists():
@@ -1526,18 +1519,8 @@ def gc_probe(workdir: Path) -> dict[str, Any]:
 
 
 def machine(pg_version: str) -> dict[str, str]:
-    model = "unknown"
-    with suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     return {
-        "nproc": subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
-        or str(os.cpu_count()),
-        "cpu": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
+        **machine_facts(),
         "postgres": pg_version,
         "loadavg_at_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }

@@ -34,12 +34,10 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import random
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +54,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import orjson
+from benchkit import free_port, machine_facts
 
 from crm_kit.health import upgrade_database
 from customer_api.main import ALEMBIC_INI
@@ -103,12 +102,6 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
@@ -406,20 +399,8 @@ def bench_bulk(
 
 
 def machine() -> dict[str, str]:
-    model = "unknown"
-    with suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "wrk": (wrk.stdout or wrk.stderr).split("Copyright")[0].strip(),
-    }
+    return {**machine_facts(), "wrk": (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()}
 
 
 def git_revision() -> str:

@@ -45,7 +45,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import re
 import shlex
 import signal
@@ -65,6 +64,7 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 import orjson
+from benchkit import machine_facts
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from uuid_utils.compat import uuid7
@@ -624,23 +624,13 @@ async def bench_synthetic(url: str, args: argparse.Namespace) -> Run:
 
 
 def machine() -> dict[str, str]:
-    model = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     memory = "unknown"
     with contextlib.suppress(OSError, ValueError, IndexError):
         kib = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
         memory = f"{kib / 1024**2:.0f} GiB"
-    return {
-        "nproc": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
-        "CPU": model,
-        "memory": memory,
-        "Python": platform.python_version(),
-        "SQLite": sqlite3.sqlite_version,
-    }
+    facts = machine_facts()
+    return {"nproc": facts["nproc"], "CPU": facts["cpu"], "memory": memory, "Python": facts["python"],
+            "SQLite": sqlite3.sqlite_version}  # fmt: skip
 
 
 async def server_version(admin_url: str) -> str:
