@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from crm_kit.errors import BadRequest
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 MAX_LIMIT = 500
 
@@ -74,6 +75,13 @@ class PageParams:
 
     def next_cursor(self, *position: Any) -> str:
         return self._codec.encode([str(p) if not isinstance(p, int) else p for p in position])
+
+    def page(self, rows: Sequence[R], render: Callable[[R], T], position: Callable[[R], tuple[Any, ...]]) -> Page[T]:
+        """`rows` holds up to `limit + 1` entries; the extra one says another page follows, whose cursor is
+        the keyset `position` of the last row shown."""
+        shown = rows[: self.limit]
+        next_cursor = self.next_cursor(*position(shown[-1])) if len(rows) > self.limit else None
+        return Page(items=[render(row) for row in shown], next_cursor=next_cursor)
 
 
 class FeedPage(BaseModel, Generic[T]):

@@ -23,10 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_kit.cli import add_service_commands
 from crm_kit.db import Database
 from crm_kit.errors import ProblemError
+from crm_kit.phones import normalize_phone
 from customer_api.config import Settings
 from customer_api.customers.models import Customer
 from customer_api.customers.schemas import CustomerCreate
-from customer_api.customers.service import normalize_phone, register_customers
+from customer_api.customers.service import register_customers
 from customer_api.main import ALEMBIC_INI
 from customer_api.purchases.schemas import BulkRowResult
 from customer_api.purchases.service import import_purchases

@@ -80,9 +80,7 @@ async def callback_queue(
     rows = await service.queue(
         session, status=status, after=page.keyset(dt.datetime.fromisoformat, uuid.UUID), limit=page.limit
     )
-    items = [CallbackRead.model_validate(c) for c in rows[: page.limit]]
-    next_cursor = page.next_cursor(items[-1].due_at.isoformat(), items[-1].id) if len(rows) > page.limit else None
-    return model_response(Page[CallbackRead](items=items, next_cursor=next_cursor))
+    return model_response(page.page(rows, CallbackRead.model_validate, lambda c: (c.due_at.isoformat(), c.id)))
 
 
 @router.post(

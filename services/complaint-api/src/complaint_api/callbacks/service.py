@@ -11,7 +11,6 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
-import phonenumbers
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
@@ -25,16 +24,7 @@ from complaint_api.sla.calendar import BusinessCalendar
 from crm_kit.concurrency import check_version
 from crm_kit.db import utcnow
 from crm_kit.errors import Conflict, NotFound, Unprocessable
-
-
-def normalize_phone(raw: str) -> str:
-    try:
-        number = phonenumbers.parse(raw, "CN")
-    except phonenumbers.NumberParseException as exc:
-        raise Unprocessable(f"'phone' is not a phone number: {exc}", field="phone") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise Unprocessable("'phone' is not a valid phone number", field="phone")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+from crm_kit.phones import normalize_phone
 
 
 async def request_callback(
@@ -55,7 +45,7 @@ async def request_callback(
         id=uuid7(),
         customer_id=snapshot.customer_id if snapshot else data.customer_id,
         name=data.name or (snapshot.name if snapshot else None),
-        phone=normalize_phone(data.phone) if data.phone else None,
+        phone=normalize_phone(data.phone, "CN") if data.phone else None,
         topic=data.topic,
         channel=data.channel,
         complaint_id=data.complaint_id,

@@ -127,9 +127,7 @@ async def list_complaints(
         after=after[0] if after else None,
         limit=page.limit,
     )
-    items = [ComplaintRead.model_validate(c) for c in rows[: page.limit]]
-    next_cursor = page.next_cursor(items[-1].id) if len(rows) > page.limit else None
-    return model_response(Page[ComplaintRead](items=items, next_cursor=next_cursor))
+    return model_response(page.page(rows, ComplaintRead.model_validate, lambda c: (c.id,)))
 
 
 @router.get(
@@ -342,9 +340,7 @@ async def timeline(
     rows = await service.timeline(
         session, complaint_id=complaint_id, visibility=visibility, after=after[0] if after else None, limit=page.limit
     )
-    items = [TimelineEvent.model_validate(e) for e in rows[: page.limit]]
-    next_cursor = page.next_cursor(items[-1].id) if len(rows) > page.limit else None
-    return model_response(Page[TimelineEvent](items=items, next_cursor=next_cursor))
+    return model_response(page.page(rows, TimelineEvent.model_validate, lambda e: (e.id,)))
 
 
 @router.post(

@@ -75,11 +75,7 @@ async def list_articles(
     rows = await service.list_articles(
         session, category=category, status=status, after=after[0] if after else None, limit=page.limit
     )
-    items = rows[: page.limit]
-    next_cursor = page.next_cursor(items[-1].id) if len(rows) > page.limit else None
-    return model_response(
-        Page[ArticleRead](items=[ArticleRead.model_validate(a) for a in items], next_cursor=next_cursor)
-    )
+    return model_response(page.page(rows, ArticleRead.model_validate, lambda a: (a.id,)))
 
 
 @router.get(

@@ -64,9 +64,7 @@ async def create_webhook(
 async def list_webhooks(session: SessionDep, _: WebhooksManager, page: Annotated[PageParams, Depends()]) -> Response:
     after = page.keyset(uuid.UUID)
     rows = await service.list_webhooks(session, after=after[0] if after else None, limit=page.limit)
-    items = [WebhookRead.model_validate(w) for w in rows[: page.limit]]
-    next_cursor = page.next_cursor(items[-1].id) if len(rows) > page.limit else None
-    return model_response(Page[WebhookRead](items=items, next_cursor=next_cursor))
+    return model_response(page.page(rows, WebhookRead.model_validate, lambda w: (w.id,)))
 
 
 @router.get(
@@ -110,6 +108,4 @@ async def list_deliveries(
     rows = await service.list_deliveries(
         session, webhook_id=webhook_id, status=status, after=after[0] if after else None, limit=page.limit
     )
-    items = [DeliveryRead.model_validate(d) for d in rows[: page.limit]]
-    next_cursor = page.next_cursor(items[-1].event_id) if len(rows) > page.limit else None
-    return model_response(Page[DeliveryRead](items=items, next_cursor=next_cursor))
+    return model_response(page.page(rows, DeliveryRead.model_validate, lambda d: (d.event_id,)))

@@ -15,7 +15,7 @@ from crm_kit.errors import NotFound, problem_responses
 from crm_kit.pagination import Page, PageParams
 from crm_kit.schemas import model_response
 from customer_api.analytics import jobs, service
-from customer_api.analytics.models import AnalyticsJob, ClvModel
+from customer_api.analytics.models import AnalyticsJob, ClvModel, CustomerValue
 from customer_api.analytics.schemas import (
     ChurnRiskItem,
     ClvModelRead,
@@ -26,6 +26,7 @@ from customer_api.analytics.schemas import (
     SegmentsRead,
 )
 from customer_api.config import Settings
+from customer_api.customers.models import Customer
 from customer_api.customers.service import get_customer, profiling_allowed
 from customer_api.purchases.models import Purchase
 
@@ -173,30 +174,27 @@ async def churn_risk(
         after=page.keyset(Decimal, uuid.UUID),  # type: ignore[arg-type]
         limit=page.limit,
     )
-    items = [
-        ChurnRiskItem(
-            customer_id=customer.id,
-            name=customer.name,
-            tier=customer.tier,
-            segment=value.segment,
-            owner_id=customer.owner_id,
-            established_value=value.established_value,
-            trailing_spend=value.trailing_spend,
-            predicted_value=value.predicted_value,
-            p_alive=value.p_alive,
-            p_alive_previous=value.p_alive_previous,
-            days_since_last_purchase=value.recency_days,
-            typical_interval_days=value.typical_interval_days,
-            value_at_risk=value.value_at_risk,
-            reasons=value.churn_reasons,
-        )
-        for value, customer in rows[: page.limit]
-    ]
-    next_cursor = None
-    if len(rows) > page.limit:
-        last = rows[page.limit - 1][0]
-        next_cursor = page.next_cursor(last.value_at_risk, last.customer_id)
-    return model_response(Page[ChurnRiskItem](items=items, next_cursor=next_cursor))
+    return model_response(page.page(rows, _risk_item, lambda row: (row[0].value_at_risk, row[0].customer_id)))
+
+
+def _risk_item(row: tuple[CustomerValue, Customer]) -> ChurnRiskItem:
+    value, customer = row
+    return ChurnRiskItem(
+        customer_id=customer.id,
+        name=customer.name,
+        tier=customer.tier,
+        segment=value.segment,
+        owner_id=customer.owner_id,
+        established_value=value.established_value,
+        trailing_spend=value.trailing_spend,
+        predicted_value=value.predicted_value,
+        p_alive=value.p_alive,
+        p_alive_previous=value.p_alive_previous,
+        days_since_last_purchase=value.recency_days,
+        typical_interval_days=value.typical_interval_days,
+        value_at_risk=value.value_at_risk,
+        reasons=value.churn_reasons,
+    )
 
 
 @router.get(

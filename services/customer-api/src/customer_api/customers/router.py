@@ -91,11 +91,8 @@ async def search_customers(
     )
     after = page.keyset(uuid.UUID)
     rows = await service.search_customers(session, query, after=after[0] if after else None, limit=page.limit)
-    items = rows[: page.limit]
     show_pii = principal.has("customers:pii")
-    next_cursor = page.next_cursor(items[-1].id) if len(rows) > page.limit else None
-    body = Page[CustomerRead](items=[customer_read(c, show_pii=show_pii) for c in items], next_cursor=next_cursor)
-    return model_response(body)
+    return model_response(page.page(rows, lambda c: customer_read(c, show_pii=show_pii), lambda c: (c.id,)))
 
 
 @router.post(

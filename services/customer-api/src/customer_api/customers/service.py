@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Row, Select, Table, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -24,6 +23,7 @@ from crm_kit.db import utcnow
 from crm_kit.errors import Conflict, Gone, NotFound, Unprocessable
 from crm_kit.feeds import lock_feed
 from crm_kit.idempotency import forget_responses
+from crm_kit.phones import normalize_phone
 from customer_api.analytics.models import CustomerValue
 from customer_api.customers.models import Customer, CustomerEvent
 from customer_api.customers.schemas import ConsentChange, CustomerCreate, CustomerUpdate, Purpose
@@ -45,16 +45,6 @@ class CustomerMoved(Exception):
         super().__init__(f"customer {customer_id} was merged into {merged_into}")
         self.customer_id = customer_id
         self.merged_into = merged_into
-
-
-def normalize_phone(raw: str, region: str) -> str:
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as exc:
-        raise Unprocessable(f"'phone' is not a phone number: {exc}", field="phone") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise Unprocessable("'phone' is not a valid phone number", field="phone")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalize_email(raw: str) -> str:

@@ -70,9 +70,4 @@ async def list_interactions(
         after=page.keyset(dt.datetime.fromisoformat, uuid.UUID),
         limit=page.limit,
     )
-    items = [InteractionRead.model_validate(i) for i in rows[: page.limit]]
-    next_cursor = None
-    if len(rows) > page.limit:
-        last = items[-1]
-        next_cursor = page.next_cursor(last.occurred_at.isoformat(), last.id)
-    return model_response(Page[InteractionRead](items=items, next_cursor=next_cursor))
+    return model_response(page.page(rows, InteractionRead.model_validate, lambda i: (i.occurred_at.isoformat(), i.id)))

@@ -98,12 +98,7 @@ async def customer_purchases(
         after=page.keyset(dt.datetime.fromisoformat, int),
         limit=page.limit,
     )
-    items = [PurchaseRead.model_validate(p) for p in rows[: page.limit]]
-    next_cursor = None
-    if len(rows) > page.limit:
-        last = rows[page.limit - 1]
-        next_cursor = page.next_cursor(last.purchased_at.isoformat(), last.id)
-    return model_response(Page[PurchaseRead](items=items, next_cursor=next_cursor))
+    return model_response(page.page(rows, PurchaseRead.model_validate, lambda p: (p.purchased_at.isoformat(), p.id)))
 
 
 @router.get(
