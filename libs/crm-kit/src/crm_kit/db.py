@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, MetaData, event, text
+from sqlalchemy import JSON, DateTime, MetaData, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -138,6 +139,20 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+
+def insert_ignore(session: AsyncSession, table: Table, rows: dict[str, Any] | list[dict[str, Any]]) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` in the session's dialect: rows already present are left as they are."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).values(rows).on_conflict_do_nothing()
+
+
+def upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]], *, key: list[str]) -> Any:
+    """`INSERT … ON CONFLICT (key) DO UPDATE`: new rows are added, present ones take the new values."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(rows)
+    columns = [c for c in rows[0] if c not in key]
+    return statement.on_conflict_do_update(index_elements=key, set_={c: statement.excluded[c] for c in columns})
 
 
 def lock_key(name: str) -> int:

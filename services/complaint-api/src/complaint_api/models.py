@@ -2,7 +2,6 @@
 
 from complaint_api.callbacks.models import Callback
 from complaint_api.complaints.models import Complaint, ComplaintEvent, ComplaintNumber
-from complaint_api.feeds.models import FeedCursor
 from complaint_api.kb.models import KbArticle, KbRevision
 from complaint_api.sla.models import SlaPolicy
 from complaint_api.webhooks.models import Webhook, WebhookDelivery
@@ -12,7 +11,6 @@ __all__ = [
     "Complaint",
     "ComplaintEvent",
     "ComplaintNumber",
-    "FeedCursor",
     "KbArticle",
     "KbRevision",
     "SlaPolicy",

@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from complaint_api.callbacks.models import Callback
 from complaint_api.complaints.models import Complaint, ComplaintEvent
 from complaint_api.complaints.service import PRIORITIES, priority_for
-from complaint_api.feeds.models import FeedCursor
 from complaint_api.sla import service as sla
 from complaint_api.sla.calendar import BusinessCalendar
 from crm_kit.db import utcnow
-from crm_kit.http import PeerClient, PeerUnavailable
+from crm_kit.feeds import follow_feed
+from crm_kit.http import PeerClient
 
 CUSTOMER_FEED = "customer-api:customers"
 ERASED = "[已按个人信息保护法删除]"
@@ -83,28 +83,9 @@ async def apply_events(session: AsyncSession, events: Sequence[dict[str, Any]], 
 
 async def follow(session: AsyncSession, peer: PeerClient, calendar: BusinessCalendar, *, limit: int = 200) -> int:
     """Apply the next page of the customer feed; returns how many events it applied (0 when caught up)."""
-    query = select(FeedCursor).where(FeedCursor.feed == CUSTOMER_FEED)
-    if session.get_bind().dialect.name == "postgresql":
-        # One replica follows at a time; the others find the row taken and skip this round.
-        query = query.with_for_update(skip_locked=True)
-    cursor = (await session.execute(query)).scalar_one_or_none()
-    if cursor is None:
-        existing = await session.get(FeedCursor, CUSTOMER_FEED)
-        if existing is not None:  # held by another replica
-            return 0
-        cursor = FeedCursor(feed=CUSTOMER_FEED, cursor=None, updated_at=utcnow())
-        session.add(cursor)
-        await session.flush()
-    params: dict[str, Any] = {"limit": limit, **({"after": cursor.cursor} if cursor.cursor else {})}
-    try:
-        response = await peer.get("/v1/feeds/customers", params=params)
-    except PeerUnavailable as exc:
-        cursor.last_error = str(exc)[:500]
-        return 0
-    if response.status_code != 200:
-        cursor.last_error = f"customer feed answered {response.status_code}"
-        return 0
-    page = response.json()
-    await apply_events(session, page["items"], calendar)
-    cursor.cursor, cursor.updated_at, cursor.last_error = page["next_cursor"], utcnow(), None
-    return len(page["items"])
+
+    async def apply(session: AsyncSession, events: list[dict[str, Any]]) -> None:
+        await apply_events(session, events, calendar)
+
+    applied = await follow_feed(session, peer, feed=CUSTOMER_FEED, path="/v1/feeds/customers", apply=apply, limit=limit)
+    return applied or 0

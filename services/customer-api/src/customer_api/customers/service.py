@@ -140,8 +140,14 @@ async def create_customer(session: AsyncSession, *, data: CustomerCreate, region
         **{k: v for k, v in values.items()},
     )
     await _apply_unique(session, lambda: session.add(customer), values)
-    await record_event(session, customer.id, "created", {"type": customer.type, "owner_id": customer.owner_id})
+    created = _created_event(customer.type, customer.owner_id, customer.consents)
+    await record_event(session, customer.id, "created", created)
     return customer
+
+
+def _created_event(type_: str, owner_id: str | None, consents: Mapping[str, Any]) -> dict[str, Any]:
+    """A new profile on the feed: its kind, owner and consent statuses (no personal data)."""
+    return {"type": type_, "owner_id": owner_id, "consents": {p: c["status"] for p, c in consents.items()}}
 
 
 @dataclass(frozen=True)
@@ -202,7 +208,7 @@ async def register_customers(
         await lock_feed(session, CUSTOMER_FEED)
         events = [
             {"customer_id": r["id"], "type": "created", "occurred_at": now,
-             "data": {"type": r["type"], "owner_id": r.get("owner_id")}}
+             "data": _created_event(r["type"], r.get("owner_id"), r["consents"])}
             for r in new_rows
         ]  # fmt: skip
         for start in range(0, len(events), 1000):
