@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := -e libs/crm-kit[test] -e services/customer-api[test] -e services/complaint-api[test]
+PACKAGES := -e libs/crm-kit[test] -e services/customer-api[test] -e services/complaint-api[test] -e services/recommend-api[test]
 PROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 
 .PHONY: install run test lint bench
@@ -32,6 +32,7 @@ test: $(STAMP)
 	(cd libs/crm-kit && ../../$(BIN)/pytest) || status=1; \
 	(cd services/customer-api && ../../$(BIN)/pytest) || status=1; \
 	(cd services/complaint-api && ../../$(BIN)/pytest) || status=1; \
+	(cd services/recommend-api && ../../$(BIN)/pytest) || status=1; \
 	$(BIN)/pytest tests || status=1; \
 	exit $$status
 

@@ -32,9 +32,16 @@ class Service:
         return self.name.replace("-", "_")
 
 
-SERVICES = [Service("customer-api", 8001, "customer-api"), Service("complaint-api", 8002, "complaint-api")]
+SERVICES = [
+    Service("customer-api", 8001, "customer-api"),
+    Service("complaint-api", 8002, "complaint-api"),
+    Service("recommend-api", 8003, "recommend-api"),
+]
 # How each service finds its peers when the stack runs locally.
-PEERS = {"complaint-api": {"COMPLAINT_API_CUSTOMER_API_URL": "http://127.0.0.1:8001"}}
+PEERS = {
+    "complaint-api": {"COMPLAINT_API_CUSTOMER_API_URL": "http://127.0.0.1:8001"},
+    "recommend-api": {"RECOMMEND_API_CUSTOMER_API_URL": "http://127.0.0.1:8001"},
+}
 
 
 async def _ensure_databases(admin_url: str, names: list[str]) -> None:

@@ -1,6 +1,7 @@
 """Cross-service tests: the services run as real processes and are driven over real HTTP.
 
-Point them at a running stack (e.g. `docker compose up`) with `CUSTOMER_API_URL` and `CRM_TEST_API_KEY`;
+Point them at a running stack (e.g. `docker compose up`) with `CUSTOMER_API_URL`, `COMPLAINT_API_URL`,
+`RECOMMEND_API_URL` and `CRM_TEST_API_KEY`;
 otherwise each test session starts the services itself on free ports, on SQLite and, when it is
 reachable, on PostgreSQL.
 """
@@ -142,6 +143,36 @@ async def complaint_api(
             stop_service(service)
 
 
+def recommend_env(customer_api: RunningService, **overrides: str) -> dict[str, str]:
+    """recommend-api's settings for a test stack: quick sync and model polling, builds on request."""
+    return {
+        "RECOMMEND_API_CUSTOMER_API_URL": customer_api.base_url,
+        "RECOMMEND_API_CUSTOMER_API_KEY": customer_api.api_key,
+        "RECOMMEND_API_SYNC_SECONDS": "0.5",
+        "RECOMMEND_API_MODEL_POLL_SECONDS": "0.2",
+        "RECOMMEND_API_REBUILD_MINUTES": "0",
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+async def recommend_api(
+    customer_api: RunningService, backend_of: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningService]:
+    if url := os.environ.get("RECOMMEND_API_URL"):
+        yield RunningService("recommend-api", url.rstrip("/"), os.environ.get("CRM_TEST_API_KEY", DEV_KEY))
+        return
+    backend = backend_of["customer-api"]
+    workdir = tmp_path_factory.mktemp(f"recommend-api-{backend}")
+    async with temporary_database(backend, "stack_recommend_api", workdir) as database_url:
+        service = start_service("recommend-api", database_url, workdir, recommend_env(customer_api))
+        service.database_url = database_url
+        try:
+            yield service
+        finally:
+            stop_service(service)
+
+
 def client_for(service: RunningService) -> httpx.Client:
     return httpx.Client(base_url=service.base_url, headers={"Authorization": f"Bearer {service.api_key}"}, timeout=30)
 
@@ -149,6 +180,12 @@ def client_for(service: RunningService) -> httpx.Client:
 @pytest.fixture
 def complaints(complaint_api: RunningService) -> Iterator[httpx.Client]:
     with client_for(complaint_api) as client:
+        yield client
+
+
+@pytest.fixture
+def recommendations(recommend_api: RunningService) -> Iterator[httpx.Client]:
+    with client_for(recommend_api) as client:
         yield client
 
 

@@ -27,6 +27,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 SETTINGS_CLASSES = {
     "customer-api": "customer_api.config.Settings",
     "complaint-api": "complaint_api.config.Settings",
+    "recommend-api": "recommend_api.config.Settings",
 }
 
 # Settings fields a service's compose `environment` may leave out, each with the reason.

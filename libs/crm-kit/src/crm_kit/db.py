@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, MetaData, Table, event, text
@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -141,16 +142,16 @@ class Database:
                 raise
 
 
-def insert_ignore(session: AsyncSession, table: Table, rows: dict[str, Any] | list[dict[str, Any]]) -> Any:
+def insert_ignore(session: AsyncSession, table: Table | FromClause, rows: dict[str, Any] | list[dict[str, Any]]) -> Any:
     """`INSERT … ON CONFLICT DO NOTHING` in the session's dialect: rows already present are left as they are."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).values(rows).on_conflict_do_nothing()
+    return dialect.insert(cast(Table, table)).values(rows).on_conflict_do_nothing()
 
 
-def upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]], *, key: list[str]) -> Any:
+def upsert(session: AsyncSession, table: Table | FromClause, rows: list[dict[str, Any]], *, key: list[str]) -> Any:
     """`INSERT … ON CONFLICT (key) DO UPDATE`: new rows are added, present ones take the new values."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(rows)
+    statement = dialect.insert(cast(Table, table)).values(rows)
     columns = [c for c in rows[0] if c not in key]
     return statement.on_conflict_do_update(index_elements=key, set_={c: statement.excluded[c] for c in columns})
 

@@ -1,0 +1,1 @@
+"""recommend-api: cross-sell from purchase history (连锁效应)."""

@@ -1,0 +1,177 @@
+"""Build jobs: requests deduplicated, one replica claims and builds, every replica loads the result.
+
+A request while another build is queued or running returns that build instead of queueing a second one.
+Whoever claims a build reports a heartbeat while it runs; a build whose worker went silent (a crash) is
+taken over by another replica, so a build is never lost and never runs twice at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_kit.db import Database, transaction_lock, utcnow
+from recommend_api.builds.models import ModelVersion
+from recommend_api.engine.data import Transactions
+from recommend_api.engine.evaluation import evaluate
+from recommend_api.engine.model import Model, Params
+from recommend_api.sync.models import Item, PurchaseLine
+
+BUILD_LOCK = "recommend-api:model-builds"
+PENDING = ("queued", "building")
+
+
+async def request_build(session: AsyncSession, *, reason: str, evaluate: bool = True) -> tuple[ModelVersion, bool]:
+    """Queue a build, or return the one already queued or running; says whether a new one was queued."""
+    await transaction_lock(session, BUILD_LOCK)
+    query = select(ModelVersion).where(ModelVersion.status.in_(PENDING)).order_by(ModelVersion.version).limit(1)
+    pending = (await session.execute(query)).scalar_one_or_none()
+    if pending is not None:
+        return pending, False
+    version = ModelVersion(status="queued", reason=reason, evaluate=evaluate, requested_at=utcnow())
+    session.add(version)
+    await session.flush()
+    return version, True
+
+
+async def latest_ready(session: AsyncSession) -> ModelVersion | None:
+    query = select(ModelVersion).where(ModelVersion.status == "ready").order_by(ModelVersion.version.desc()).limit(1)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def rebuild_due(session: AsyncSession, *, every_minutes: float) -> bool:
+    """Whether a scheduled rebuild is due: no model yet and purchases exist, or the newest model is older
+    than the interval and purchases arrived since it was built."""
+    newest_line = (await session.execute(select(func.max(PurchaseLine.purchased_at)))).scalar_one_or_none()
+    if newest_line is None:
+        return False
+    latest = await latest_ready(session)
+    if latest is None:
+        return True
+    if every_minutes <= 0 or latest.finished_at is None:
+        return False
+    old = utcnow() - latest.finished_at > dt.timedelta(minutes=every_minutes)
+    return old and (latest.data_until is None or newest_line > latest.data_until)
+
+
+@dataclass(frozen=True)
+class Claim:
+    version: int
+    evaluate: bool
+
+
+async def claim_build(database: Database, *, builder: str, stale_seconds: float) -> Claim | None:
+    async with database.session_scope() as session:
+        now = utcnow()
+        stale = now - dt.timedelta(seconds=stale_seconds)
+        query = (
+            select(ModelVersion)
+            .where(
+                or_(
+                    ModelVersion.status == "queued",
+                    and_(ModelVersion.status == "building", ModelVersion.heartbeat_at < stale),
+                )
+            )
+            .order_by(ModelVersion.version)
+            .limit(1)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        version = (await session.execute(query)).scalar_one_or_none()
+        if version is None:
+            return None
+        version.status, version.started_at, version.heartbeat_at, version.builder = "building", now, now, builder
+        return Claim(version.version, version.evaluate)
+
+
+async def load_transactions(session: AsyncSession) -> Transactions:
+    """Every synced line as the engine's arrays. Identifiers are rendered once per customer, not per line."""
+    query = select(
+        PurchaseLine.customer_id, PurchaseLine.order_id, PurchaseLine.sku, PurchaseLine.purchased_at,
+        PurchaseLine.quantity,
+    )  # fmt: skip
+    rows = (await session.execute(query)).all()
+    categories = dict((await session.execute(select(Item.sku, Item.category))).all())
+    if not rows:
+        return Transactions.from_lines(customer_id=[], order_id=[], sku=[], category=[], purchased_at=[])
+    customers, orders, skus, times, quantities = zip(*rows, strict=True)
+    names: dict[object, str] = {}
+    customer_ids = [names.get(c) or names.setdefault(c, str(c)) for c in customers]
+    return Transactions.from_lines(
+        customer_id=customer_ids,
+        order_id=orders,
+        sku=skus,
+        category=[categories.get(s) for s in skus],
+        purchased_at=np.fromiter((t.timestamp() for t in times), dtype=np.float64, count=len(times)),
+        quantity=np.asarray(quantities, dtype=np.float32),
+    )
+
+
+@dataclass(frozen=True)
+class Built:
+    model: Model
+    blob: bytes
+    evaluation: dict[str, dict[str, float]] | None
+    seconds: float
+
+
+def build(tx: Transactions, *, with_evaluation: bool) -> Built:
+    """CPU work, run in a thread: the model from every line, and its holdout evaluation."""
+    started = time.perf_counter()
+    params = Params()
+    model = Model.build(tx, params)
+    evaluation = None
+    if with_evaluation:
+        evaluation = {name: dataclasses.asdict(m) for name, m in evaluate(tx, params).items()}
+    return Built(model, model.to_bytes(), evaluation, time.perf_counter() - started)
+
+
+async def run_build(database: Database, claim: Claim, *, heartbeat_seconds: float) -> None:
+    """Build a claimed version and store it (or its failure). The heartbeat keeps the claim alive."""
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(heartbeat_seconds)
+            async with database.session_scope() as session:
+                await session.execute(
+                    update(ModelVersion)
+                    .where(ModelVersion.version == claim.version, ModelVersion.status == "building")
+                    .values(heartbeat_at=utcnow())
+                )
+
+    beating = asyncio.create_task(heartbeat())
+    try:
+        async with database.session_scope(read_only=True) as session:
+            tx = await load_transactions(session)
+        built = await asyncio.to_thread(build, tx, with_evaluation=claim.evaluate)
+    except Exception as exc:
+        async with database.session_scope() as session:
+            await session.execute(
+                update(ModelVersion)
+                .where(ModelVersion.version == claim.version)
+                .values(status="failed", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}"[:2000])
+            )
+        raise
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+    data_until = dt.datetime.fromtimestamp(float(tx.basket_time.max()), dt.UTC) if len(tx.basket_time) else None
+    async with database.session_scope() as session:
+        await session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.version == claim.version)
+            .values(
+                status="ready", finished_at=utcnow(), heartbeat_at=utcnow(), data_until=data_until,
+                build_seconds=round(built.seconds, 3), params=dataclasses.asdict(Params()),
+                sizes=dict(built.model.sizes), evaluation=built.evaluation, blob=built.blob,
+            )
+        )  # fmt: skip

@@ -1,0 +1,46 @@
+"""The scheduled sync: both feeds followed on a timer; an erasure asks for a rebuild without that customer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import FastAPI
+
+from crm_kit.db import Database
+from recommend_api.builds.service import rebuild_due, request_build
+from recommend_api.config import Settings
+from recommend_api.sync.audience import refresh_audience
+from recommend_api.sync.service import SyncResult, sync_once
+
+log = logging.getLogger(__name__)
+
+
+async def sync_now(app: FastAPI, *, max_pages: int = 1000) -> SyncResult:
+    """One sync pass on this replica (the timer's and `POST /v1/sync`'s, never both at once)."""
+    settings: Settings = app.state.settings
+    database: Database = app.state.database
+    async with app.state.sync_lock:
+        result = await sync_once(
+            database, app.state.customer_api, page_size=settings.sync_page_size, max_pages=max_pages
+        )
+        async with database.session_scope() as session:
+            if result.erased:
+                await request_build(session, reason="erasure")
+            elif await rebuild_due(session, every_minutes=settings.rebuild_minutes):
+                await request_build(session, reason="scheduled")
+        async with database.session_scope(read_only=True) as session:
+            await refresh_audience(session, app.state.audience)
+    if result.erased or result.orders:
+        app.state.build_wakeup.set()
+    return result
+
+
+async def sync_loop(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    while True:
+        try:
+            await sync_now(app)
+        except Exception:
+            log.exception("sync_failed")
+        await asyncio.sleep(settings.sync_seconds)

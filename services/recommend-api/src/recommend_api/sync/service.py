@@ -1,0 +1,167 @@
+"""Applying customer-api's purchase and customer feeds to recommend-api's tables.
+
+Each feed page is applied in one transaction together with its cursor (`crm_kit.feeds.follow_feed`), and
+lines are keyed by (order, line number), so a crash mid-page neither loses nor duplicates a line. Lines
+are stored under the surviving profile of a merge; an erased customer's lines are deleted, and any that
+arrive later are dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_kit.db import Database, insert_ignore, upsert, utcnow
+from crm_kit.feeds import FeedPosition, feed_position, follow_feed
+from crm_kit.http import PeerClient
+from recommend_api.sync.models import CustomerState, Item, PurchaseLine
+
+PURCHASE_FEED = "customer-api:purchases"
+CUSTOMER_FEED = "customer-api:customers"
+MERGE_HOPS = 8  # merges chain (A into B, later B into C); longer chains are not expected
+CHUNK = 1000
+
+
+@dataclass
+class SyncResult:
+    orders: int = 0
+    events: int = 0
+    erased: set[uuid.UUID] = field(default_factory=set)
+    more: bool = False  # stopped at the page budget with entries still waiting
+
+
+async def _states(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, CustomerState]:
+    states: dict[uuid.UUID, CustomerState] = {}
+    wanted = set(ids)
+    for _ in range(MERGE_HOPS):
+        wanted -= states.keys()
+        if not wanted:
+            break
+        rows = (await session.execute(select(CustomerState).where(CustomerState.customer_id.in_(wanted)))).scalars()
+        found = {s.customer_id: s for s in rows}
+        states.update(found)
+        wanted = {s.merged_into for s in found.values() if s.merged_into is not None}
+    return states
+
+
+def _survivor(states: dict[uuid.UUID, CustomerState], customer_id: uuid.UUID) -> uuid.UUID | None:
+    """The profile a customer's purchases belong to now; None when they were erased."""
+    for _ in range(MERGE_HOPS):
+        state = states.get(customer_id)
+        if state is None or state.status == "active":
+            return customer_id
+        if state.status == "erased" or state.merged_into is None:
+            return None
+        customer_id = state.merged_into
+    return customer_id
+
+
+async def apply_purchases(session: AsyncSession, orders: list[dict[str, Any]]) -> None:
+    states = await _states(session, (uuid.UUID(o["customer_id"]) for o in orders))
+    lines: list[dict[str, Any]] = []
+    items: dict[str, dict[str, Any]] = {}
+    now = utcnow()
+    for order in orders:
+        customer_id = _survivor(states, uuid.UUID(order["customer_id"]))
+        if customer_id is None:
+            continue
+        purchased_at = dt.datetime.fromisoformat(order["purchased_at"])
+        for line in order["items"]:
+            lines.append(
+                {"order_id": order["order_id"], "line_no": line["line_no"], "customer_id": customer_id,
+                 "sku": line["sku"], "quantity": float(line["quantity"]), "purchased_at": purchased_at,
+                 "sequence": order["sequence"]}
+            )  # fmt: skip
+            items[line["sku"]] = {"sku": line["sku"], "name": line.get("name"), "category": line.get("category"),
+                                  "updated_at": now}  # fmt: skip
+    for start in range(0, len(lines), CHUNK):
+        await session.execute(insert_ignore(session, PurchaseLine.__table__, lines[start : start + CHUNK]))
+    rows = sorted(items.values(), key=lambda r: r["sku"])  # one lock order for concurrent writers
+    for start in range(0, len(rows), CHUNK):
+        await session.execute(upsert(session, Item.__table__, rows[start : start + CHUNK], key=["sku"]))
+
+
+async def _set_state(session: AsyncSession, customer_id: uuid.UUID, **values: Any) -> None:
+    row = {"customer_id": customer_id, **values, "updated_at": utcnow()}
+    await session.execute(upsert(session, CustomerState.__table__, [row], key=["customer_id"]))
+
+
+async def apply_customer_events(session: AsyncSession, events: list[dict[str, Any]], erased: set[uuid.UUID]) -> None:
+    for event in events:
+        customer_id = uuid.UUID(event["customer_id"])
+        data = event.get("data") or {}
+        kind = event["type"]
+        if kind in ("created", "consent_changed"):
+            consents = data.get("consents", data) if kind == "created" else data
+            if "profiling" in consents:
+                await _set_state(session, customer_id, profiling=consents["profiling"] != "withdrawn")
+        elif kind in ("restricted", "unrestricted"):
+            await _set_state(session, customer_id, restricted=kind == "restricted")
+        elif kind == "merged":
+            into = uuid.UUID(data["merged_into"])
+            await _set_state(session, customer_id, status="merged", merged_into=into)
+            await session.execute(
+                update(PurchaseLine).where(PurchaseLine.customer_id == customer_id).values(customer_id=into)
+            )
+            await session.execute(
+                update(CustomerState).where(CustomerState.merged_into == customer_id).values(merged_into=into)
+            )
+        elif kind == "erased":
+            await _set_state(session, customer_id, status="erased", merged_into=None)
+            await session.execute(delete(PurchaseLine).where(PurchaseLine.customer_id == customer_id))
+            erased.add(customer_id)
+
+
+async def sync_once(database: Database, peer: PeerClient, *, page_size: int, max_pages: int = 1000) -> SyncResult:
+    """Follow the customer feed, then the purchase feed, a page per transaction, until caught up or out
+    of pages. Another replica following the same feed makes this one skip it."""
+    result = SyncResult()
+    pages = 0
+
+    async def apply_events(session: AsyncSession, events: list[dict[str, Any]]) -> None:
+        await apply_customer_events(session, events, result.erased)
+
+    for feed, path, apply in (
+        (CUSTOMER_FEED, "/v1/feeds/customers", apply_events),
+        (PURCHASE_FEED, "/v1/feeds/purchases", apply_purchases),
+    ):
+        while True:
+            if pages >= max_pages:
+                result.more = True
+                return result
+            async with database.session_scope() as session:
+                applied = await follow_feed(session, peer, feed=feed, path=path, apply=apply, limit=page_size)
+            pages += 1
+            if not applied:
+                break
+            if feed == PURCHASE_FEED:
+                result.orders += applied
+            else:
+                result.events += applied
+    return result
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    purchases: FeedPosition
+    customers: FeedPosition
+    lines: int
+    customers_with_history: int
+
+
+async def sync_status(session: AsyncSession) -> SyncStatus:
+    lines, customers = (
+        await session.execute(select(func.count(), func.count(func.distinct(PurchaseLine.customer_id))))
+    ).one()
+    return SyncStatus(
+        purchases=await feed_position(session, PURCHASE_FEED),
+        customers=await feed_position(session, CUSTOMER_FEED),
+        lines=lines,
+        customers_with_history=customers,
+    )

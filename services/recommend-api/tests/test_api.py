@@ -1,0 +1,225 @@
+"""The serving API on a hand-made basket set whose statistics are computed by hand below."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from conftest import add_baskets, auth, build_model, customer
+from fastapi import FastAPI
+
+from recommend_api.config import Settings
+from recommend_api.main import create_app
+
+# Six baskets of four customers. Baskets holding A: 4, B: 4, C: 3, D: 3 (of 6).
+# A&B: baskets 1, 2, 5 → count 3, support 3/6 = 0.5, confidence A→B = 3/4 = 0.75, lift = 0.75 / (4/6) = 1.125.
+# A&C: baskets 1, 3 → count 2, support 1/3, confidence A→C = 2/4 = 0.5, lift = 0.5 / (3/6) = 1.0.
+# A&D: basket 5 → count 1, support 1/6, confidence A→D = 1/4, lift = 0.25 / 0.5 = 0.5.
+BASKETS = [
+    (1, ["A", "B", "C"]),
+    (1, ["A", "B"]),
+    (2, ["A", "C"]),
+    (2, ["B", "D"]),
+    (3, ["A", "B", "D"]),
+    (4, ["C", "D"]),
+]
+CATEGORIES = {"A": "乳品", "B": "早餐", "C": "乳品", "D": "零食"}
+
+
+@pytest.fixture
+async def model(app: FastAPI, client: httpx.AsyncClient) -> int:
+    await add_baskets(app, BASKETS, categories=CATEGORIES)
+    return await build_model(client)
+
+
+async def test_related_items_carry_hand_computed_support_confidence_and_lift(
+    client: httpx.AsyncClient, model: int
+) -> None:
+    body = (await client.get("/v1/items/A/related")).json()
+    assert body["sku"] == "A" and body["model_version"] == model
+    by_sku = {r["consequent"]: r for r in body["items"]}
+    assert by_sku["B"]["count"] == 3
+    assert by_sku["B"]["support"] == pytest.approx(0.5)
+    assert by_sku["B"]["confidence"] == pytest.approx(0.75)
+    assert by_sku["B"]["lift"] == pytest.approx(1.125)
+    assert by_sku["C"]["count"] == 2
+    assert by_sku["C"]["support"] == pytest.approx(1 / 3)
+    assert by_sku["C"]["confidence"] == pytest.approx(0.5)
+    assert by_sku["C"]["lift"] == pytest.approx(1.0)
+    assert body["items"][0]["consequent"] == "B"
+
+
+async def test_rules_filter_by_thresholds(client: httpx.AsyncClient, model: int) -> None:
+    # Support ≥ 0.3 and confidence ≥ 0.7 leave only A→B and B→A (C→A has 2/3, D→B 2/3).
+    body = (await client.get("/v1/rules", params={"min_support": 0.3, "min_confidence": 0.7})).json()
+    rules = {(tuple(r["antecedent"]), r["consequent"]): r for r in body["items"]}
+    assert set(rules) == {(("A",), "B"), (("B",), "A")}
+    assert rules[(("B",), "A")]["lift"] == pytest.approx(1.125)
+    only_d = (await client.get("/v1/rules", params={"min_support": 0.1, "min_confidence": 0.5, "sku": "D"})).json()
+    assert only_d["items"] and all("D" in [*r["antecedent"], r["consequent"]] for r in only_d["items"])
+
+
+async def test_rules_page_with_a_cursor(client: httpx.AsyncClient, model: int) -> None:
+    params = {"min_support": 0.1, "min_confidence": 0.1, "min_lift": 0, "limit": 2}
+    first = (await client.get("/v1/rules", params=params)).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    second = (await client.get("/v1/rules", params={**params, "cursor": first["next_cursor"]})).json()
+    seen = [(tuple(r["antecedent"]), r["consequent"]) for r in first["items"] + second["items"]]
+    assert len(seen) == len(set(seen))
+
+
+async def test_personal_recommendations_explain_themselves(client: httpx.AsyncClient, model: int) -> None:
+    body = (await client.get(f"/v1/customers/{customer(1)}/recommendations", params={"limit": 4})).json()
+    assert body["personalised"] is True and body["model_version"] == model
+    repeat = {i["sku"]: i for i in body["items"] if i["reason"] == "repeat"}
+    assert repeat["A"]["times_bought"] == 2 and repeat["B"]["times_bought"] == 2
+    assert repeat["A"]["last_bought_at"].startswith("2026-10-02")
+    assert repeat["A"]["name"] == "商品A" and repeat["A"]["category"] == "乳品"
+    for item in body["items"]:
+        if item["reason"] == "bought_together":
+            assert item["because"]
+
+
+async def test_category_and_exclude_filter_recommendations(client: httpx.AsyncClient, model: int) -> None:
+    url = f"/v1/customers/{customer(1)}/recommendations"
+    dairy = (await client.get(url, params={"category": "乳品"})).json()["items"]
+    assert dairy and {i["category"] for i in dairy} == {"乳品"}
+    without_a = (await client.get(url, params=[("exclude", "A"), ("exclude", "B")])).json()["items"]
+    assert without_a and not {"A", "B"} & {i["sku"] for i in without_a}
+
+
+async def test_cold_start_gets_popular_items(client: httpx.AsyncClient, model: int) -> None:
+    body = (await client.get(f"/v1/customers/{customer(999)}/recommendations")).json()
+    assert body["personalised"] is False
+    assert body["items"] and {i["reason"] for i in body["items"]} == {"popular"}
+    popular = (await client.get("/v1/popular", params={"limit": 2})).json()
+    assert len(popular["items"]) == 2 and {i["sku"] for i in popular["items"]} <= {"A", "B", "C", "D"}
+    dairy = (await client.get("/v1/popular", params={"category": "乳品"})).json()["items"]
+    assert {i["sku"] for i in dairy} == {"A", "C"}
+
+
+async def test_basket_completion_never_returns_the_cart(client: httpx.AsyncClient, model: int) -> None:
+    for cart in (["A"], ["A", "B"], ["C", "D"], ["A", "B", "C", "D"]):
+        for who in (None, str(customer(2))):
+            body = {"items": cart, "limit": 5, **({"customer_id": who} if who else {})}
+            response = await client.post("/v1/baskets/complete", json=body)
+            assert response.status_code == 200, response.text
+            assert not set(cart) & {i["sku"] for i in response.json()["items"]}
+    suggestions = (await client.post("/v1/baskets/complete", json={"items": ["A"]})).json()["items"]
+    assert suggestions[0]["sku"] == "B" and suggestions[0]["reason"] == "bought_together"
+    assert suggestions[0]["because"] == ["A"]
+
+
+async def test_recovery_offers_avoid_the_complained_sku_and_category(client: httpx.AsyncClient, model: int) -> None:
+    url = f"/v1/customers/{customer(1)}/recovery-offers"
+    body = (await client.get(url, params={"avoid_sku": "B", "avoid_category": "乳品", "limit": 10})).json()
+    skus = {i["sku"] for i in body["items"]}
+    assert skus and not skus & {"A", "B", "C"}  # A and C are dairy (乳品)
+    anyone = (await client.get(f"/v1/customers/{customer(999)}/recovery-offers", params={"avoid_sku": "A"})).json()
+    assert "A" not in {i["sku"] for i in anyone["items"]}
+
+
+async def test_a_build_request_while_one_is_pending_returns_it(client: httpx.AsyncClient, app: FastAPI) -> None:
+    await add_baskets(app, BASKETS)
+    first = (await client.post("/v1/models", json={"evaluate": False})).json()
+    second = (await client.post("/v1/models", json={"evaluate": False})).json()
+    if first["status"] in ("queued", "building") and second["version"] != first["version"]:
+        pytest.fail("a second build was queued while the first was pending")
+    keyed = {"Idempotency-Key": "build-once-0001"}
+    again = [(await client.post("/v1/models", json={}, headers=keyed)).json()["version"] for _ in range(2)]
+    assert again[0] == again[1]
+
+
+async def test_build_stores_an_evaluation(client: httpx.AsyncClient, app: FastAPI) -> None:
+    # Customers with at least two baskets are evaluated on their last one.
+    await add_baskets(app, [(n % 5, [*["A", "B", "C"][n % 3 :], "D"]) for n in range(30)], categories=CATEGORIES)
+    version = await build_model(client, evaluate=True)
+    current = (await client.get("/v1/models/current")).json()
+    assert current["version"] == version
+    evaluation = current["evaluation"]
+    assert {"model", "popularity", "top_frequency"} <= set(evaluation)
+    assert evaluation["model"]["users"] == 5 and 0 <= evaluation["model"]["recall"] <= 1
+    assert current["sizes"]["baskets"] == 30
+
+
+async def test_a_model_swap_under_load_answers_every_request(client: httpx.AsyncClient, app: FastAPI) -> None:
+    await add_baskets(app, BASKETS, categories=CATEGORIES)
+    first = await build_model(client)
+    statuses: list[int] = []
+    versions: list[int] = []
+    stop = asyncio.Event()
+
+    async def hammer() -> None:
+        while not stop.is_set():
+            response = await client.get(f"/v1/customers/{customer(1)}/recommendations")
+            statuses.append(response.status_code)
+            versions.append(response.json()["model_version"])
+            await asyncio.sleep(0)
+
+    workers = [asyncio.create_task(hammer()) for _ in range(4)]
+    try:
+        last = first
+        for day in range(3):
+            await add_baskets(app, [(5, ["A", "D"])], start=dt.datetime(2026, 11, 1 + day, tzinfo=dt.UTC))
+            last = await build_model(client)
+    finally:
+        stop.set()
+        await asyncio.gather(*workers)
+    assert last > first
+    assert statuses and set(statuses) == {200}
+    assert set(versions) <= set(range(first, last + 1)) and last in versions
+
+
+async def test_a_restarted_replica_serves_the_stored_version(
+    client: httpx.AsyncClient, model: int, settings: Settings
+) -> None:
+    other = create_app(settings)
+    async with (
+        LifespanManager(other),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=other), base_url="http://other", headers=dict(client.headers)
+        ) as replica,
+    ):
+        current = (await replica.get("/v1/models/current")).json()
+        assert current["version"] == model
+        mine = (await client.get(f"/v1/customers/{customer(1)}/recommendations")).json()
+        theirs = (await replica.get(f"/v1/customers/{customer(1)}/recommendations")).json()
+        assert mine == theirs
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs"),
+    [
+        ("get", "/v1/customers/not-a-uuid/recommendations", {}),
+        ("get", f"/v1/customers/{customer(1)}/recommendations", {"params": {"limit": 0}}),
+        ("get", f"/v1/customers/{customer(1)}/recommendations", {"params": {"limit": 51}}),
+        ("get", "/v1/rules", {"params": {"min_support": 2}}),
+        ("get", "/v1/rules", {"params": {"cursor": "forged.cursor"}}),
+        ("get", "/v1/popular", {"params": {"category": ""}}),
+        ("post", "/v1/baskets/complete", {"json": {"items": []}}),
+        ("post", "/v1/baskets/complete", {"json": {"items": ["A"], "coupon": "x"}}),
+        ("post", "/v1/baskets/complete", {"json": {"items": ["A"], "customer_id": "nobody"}}),
+        ("post", "/v1/models", {"json": {"evaluate": "often"}}),
+        ("get", "/v1/models/0", {}),
+        ("get", "/v1/items/UNKNOWN/related", {}),
+    ],
+)
+async def test_bad_requests_get_a_problem(
+    client: httpx.AsyncClient, model: int, method: str, url: str, kwargs: dict[str, object]
+) -> None:
+    response = await getattr(client, method)(url, **kwargs)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == response.status_code
+
+
+async def test_keys_and_scopes(client: httpx.AsyncClient, model: int) -> None:
+    url = f"/v1/customers/{customer(1)}/recommendations"
+    assert (await client.get(url, headers={"Authorization": ""})).status_code == 401
+    assert (await client.get(url, headers=auth("outsider"))).status_code == 403
+    assert (await client.get(url, headers=auth("reader"))).status_code == 200
+    assert (await client.post("/v1/models", json={}, headers=auth("reader"))).status_code == 403
+    assert (await client.post("/v1/sync", headers=auth("reader"))).status_code == 403

@@ -1,0 +1,133 @@
+"""Applying feed pages: idempotent lines, merges combined, erasure dropped, consent and restriction honoured.
+
+The pages have the shape of customer-api's feeds; the tests against a real customer-api are in the root
+tests/ (test_recommend_with_customers.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from conftest import add_baskets, build_model, customer
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from crm_kit.db import Database
+from recommend_api.sync.audience import refresh_audience
+from recommend_api.sync.models import PurchaseLine
+from recommend_api.sync.service import apply_customer_events, apply_purchases
+
+
+def order(order_id: str, who: uuid.UUID, skus: list[str], day: int = 1, sequence: int = 1) -> dict[str, Any]:
+    return {
+        "sequence": sequence, "order_id": order_id, "customer_id": str(who),
+        "purchased_at": f"2026-10-{day:02d}T08:00:00+00:00",
+        "items": [{"line_no": n, "sku": s, "name": f"商品{s}", "category": None, "quantity": "1", "unit_price": "1.00",
+                   "amount": "1.00"} for n, s in enumerate(skus, start=1)],
+    }  # fmt: skip
+
+
+def event(kind: str, who: uuid.UUID, **data: Any) -> dict[str, Any]:
+    return {"sequence": 1, "customer_id": str(who), "type": kind, "occurred_at": "2026-10-01T00:00:00Z", "data": data}
+
+
+async def _apply(
+    app: FastAPI, *, orders: list[dict[str, Any]] | None = None, events: list[dict[str, Any]] | None = None
+) -> set[uuid.UUID]:
+    database: Database = app.state.database
+    erased: set[uuid.UUID] = set()
+    async with database.session_scope() as session:
+        if events:
+            await apply_customer_events(session, events, erased)
+        if orders:
+            await apply_purchases(session, orders)
+    async with database.session_scope(read_only=True) as session:
+        await refresh_audience(session, app.state.audience)
+    return erased
+
+
+async def _lines(app: FastAPI, who: uuid.UUID | None = None) -> int:
+    database: Database = app.state.database
+    async with database.session_scope(read_only=True) as session:
+        query = select(func.count()).select_from(PurchaseLine)
+        if who is not None:
+            query = query.where(PurchaseLine.customer_id == who)
+        return int((await session.execute(query)).scalar_one())
+
+
+async def test_a_page_applied_twice_stores_each_line_once(app: FastAPI, client: httpx.AsyncClient) -> None:
+    page = [order("O-1", customer(1), ["A", "B"]), order("O-2", customer(2), ["A"], day=2, sequence=2)]
+    await _apply(app, orders=page)
+    await _apply(app, orders=page)
+    assert await _lines(app) == 3
+
+
+async def test_a_merge_combines_histories_and_later_lines_follow(app: FastAPI, client: httpx.AsyncClient) -> None:
+    old, survivor = customer(11), customer(12)
+    await _apply(app, orders=[order("O-1", old, ["A"]), order("O-2", survivor, ["B"], sequence=2)])
+    await _apply(app, events=[event("merged", old, merged_into=str(survivor))])
+    await _apply(app, orders=[order("O-3", old, ["C"], day=3, sequence=3)])  # read from the feed after the merge
+    assert await _lines(app, old) == 0 and await _lines(app, survivor) == 3
+    await build_model(client)
+    body = (await client.get(f"/v1/customers/{old}/recommendations")).json()
+    assert body["customer_id"] == str(survivor) and body["personalised"] is True
+    assert {"A", "B", "C"} <= {i["sku"] for i in body["items"] if i["reason"] == "repeat"}
+
+
+async def test_erasure_drops_history_now_and_later(app: FastAPI, client: httpx.AsyncClient) -> None:
+    gone, other = customer(21), customer(22)
+    # Only the erased customer ever bought X and Y together (twice: a pair needs two baskets to count).
+    await _apply(
+        app,
+        orders=[order("O-1", gone, ["X", "Y"]), order("O-2", gone, ["X", "Y"], day=2, sequence=2),
+                order("O-3", other, ["X", "Z"], sequence=3)],
+    )  # fmt: skip
+    await build_model(client)
+    assert "Y" in {r["consequent"] for r in (await client.get("/v1/items/X/related")).json()["items"]}
+    erased = await _apply(app, events=[event("erased", gone)])
+    assert erased == {gone}
+    await _apply(app, orders=[order("O-4", gone, ["X", "Y"], day=4, sequence=4)])  # arrives after the erasure
+    assert await _lines(app, gone) == 0
+    body = (await client.get(f"/v1/customers/{gone}/recommendations")).json()
+    assert body["personalised"] is False and {i["reason"] for i in body["items"]} == {"popular"}
+    await build_model(client)
+    assert "Y" not in {r["consequent"] for r in (await client.get("/v1/items/X/related")).json()["items"]}
+    assert (await client.get("/v1/items/Y/related")).status_code == 404
+
+
+async def test_restriction_and_withdrawn_consent_leave_only_popular_items(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    restricted, withdrawn, new_without = customer(31), customer(32), customer(33)
+    await _apply(
+        app,
+        orders=[order("O-1", restricted, ["A", "B"]), order("O-2", withdrawn, ["A", "C"], sequence=2),
+                order("O-3", new_without, ["B", "C"], sequence=3)],
+        events=[event("restricted", restricted), event("consent_changed", withdrawn, profiling="withdrawn"),
+                event("created", new_without, type="individual", consents={"profiling": "withdrawn"})],
+    )  # fmt: skip
+    await build_model(client)
+    for who in (restricted, withdrawn, new_without):
+        for path in ("recommendations", "recovery-offers"):
+            body = (await client.get(f"/v1/customers/{who}/{path}")).json()
+            assert body["personalised"] is False and {i["reason"] for i in body["items"]} <= {"popular"}, body
+    await _apply(
+        app, events=[event("unrestricted", restricted), event("consent_changed", withdrawn, profiling="granted")]
+    )
+    for who in (restricted, withdrawn):
+        assert (await client.get(f"/v1/customers/{who}/recommendations")).json()["personalised"] is True
+
+
+async def test_sync_status_without_customer_api_reports_the_error(client: httpx.AsyncClient) -> None:
+    ran = (await client.post("/v1/sync")).json()
+    assert ran["orders_applied"] == 0 and ran["purchases"]["last_error"]
+    status = (await client.get("/v1/sync/status")).json()
+    assert status["customers"]["last_error"] and status["customers"]["caught_up_at"] is None
+
+
+async def test_baskets_helper_lines_are_counted(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await add_baskets(app, [(1, ["A", "B"]), (2, ["C"])])
+    status = (await client.get("/v1/sync/status")).json()
+    assert status["lines"] == 3 and status["customers_with_history"] == 2
