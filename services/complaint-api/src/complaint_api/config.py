@@ -33,6 +33,24 @@ class Settings(ServiceSettings):
     sweep_seconds: float = Field(15.0, gt=0, description="How often the SLA sweep and snapshot completion run")
     callback_minutes: int = Field(30, ge=1, description="Business minutes within which a callback is due")
     callback_attempts: int = Field(3, ge=1, description="Unanswered calls before a callback is given up")
+    recommend_api_url: str = Field("http://127.0.0.1:8003", description="Base URL of recommend-api")
+    recommend_api_key: str | None = Field(None, description="Key for recommend-api; the dev key in development")
+    # Service recovery: when a plan is made by itself, what it holds, and when the outcome is checked.
+    recovery_satisfaction_at_most: int = Field(3, ge=0, le=5, description="A score this low makes a recovery plan")
+    recovery_tiers: list[str] = Field(
+        default_factory=lambda: ["gold", "silver"], description="Complaints of these tiers get a recovery plan"
+    )
+    recovery_severities: list[str] = Field(
+        default_factory=lambda: ["high"], description="Complaints of these severities get a recovery plan"
+    )
+    recovery_repeat_days: int = Field(
+        90, ge=0, description="A second complaint within this many days gets a plan (double deviation)"
+    )
+    recovery_follow_up_days: list[int] = Field(
+        default_factory=lambda: [3, 30, 90], description="Follow-ups this many days after the complaint closed"
+    )
+    recovery_action_hours: float = Field(24, gt=0, description="Default actions are due this many hours after the plan")
+    recovery_offer_items: int = Field(5, ge=1, le=20, description="Items a tailored offer asks recommend-api for")
 
     def calendar(self) -> BusinessCalendar:
         return calendar_from_settings(

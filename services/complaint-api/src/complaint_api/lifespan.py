@@ -17,8 +17,11 @@ from crm_kit.http import PeerClient, PeerConfig
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.calendar = settings.calendar()
-    key = settings.customer_api_key or (settings.dev_api_key if settings.environment != "production" else None)
-    async with PeerClient("customer-api", PeerConfig(base_url=settings.customer_api_url, api_key=key)) as peer:
+    dev_key = settings.dev_api_key if settings.environment != "production" else None
+    customer_api = PeerConfig(base_url=settings.customer_api_url, api_key=settings.customer_api_key or dev_key)
+    recommend_api = PeerConfig(base_url=settings.recommend_api_url, api_key=settings.recommend_api_key or dev_key)
+    async with PeerClient("customer-api", customer_api) as peer, PeerClient("recommend-api", recommend_api) as offers:
         app.state.customer_api = peer
+        app.state.recommend_api = offers
         async with background_jobs(app), webhook_delivery(app):
             yield

@@ -11,6 +11,7 @@ from complaint_api.complaints.router import router as complaints_router
 from complaint_api.config import Settings
 from complaint_api.kb.router import router as kb_router
 from complaint_api.lifespan import lifespan
+from complaint_api.recovery.router import router as recovery_router
 from complaint_api.sla.router import router as sla_router
 from complaint_api.stats.router import router as stats_router
 from complaint_api.webhooks.router import router as webhooks_router
@@ -21,7 +22,7 @@ ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 DESCRIPTION = """
 The complaint service (客户抱怨处理) of the retail CRM: intake on every channel, instant answers from the
 policy and service manual (knowledge base), escalation to the responsible person, reply and close,
-satisfaction, SLA by priority and customer tier.
+satisfaction, SLA by priority and customer tier, and service recovery (服务复原) until the customer buys again.
 
 Authenticate with `Authorization: Bearer <api-key>`. Errors are `application/problem+json` (RFC 9457).
 Lists page with `limit` and `cursor`. Creates accept `Idempotency-Key`; transitions take `If-Match`.
@@ -35,11 +36,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="complaint-api",
         version="0.1.0",
         description=DESCRIPTION,
-        routers=[complaints_router, callbacks_router, kb_router, sla_router, stats_router, webhooks_router],
+        routers=[
+            complaints_router,
+            recovery_router,
+            callbacks_router,
+            kb_router,
+            sla_router,
+            stats_router,
+            webhooks_router,
+        ],
         alembic_ini=ALEMBIC_INI,
         lifespan=lifespan,
         openapi_tags=[
             {"name": "complaints", "description": "Complaint intake and lifecycle"},
+            {"name": "recovery", "description": "Service recovery: plans, actions, follow-ups, outcomes"},
             {"name": "knowledge base", "description": "The policy and service manual, searchable"},
             {"name": "sla", "description": "Targets per priority on the business calendar"},
             {"name": "callbacks", "description": "Call-back requests and their queue"},

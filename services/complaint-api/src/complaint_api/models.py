@@ -3,6 +3,7 @@
 from complaint_api.callbacks.models import Callback
 from complaint_api.complaints.models import Complaint, ComplaintEvent, ComplaintNumber
 from complaint_api.kb.models import KbArticle, KbRevision
+from complaint_api.recovery.models import ContactRecord, FollowUp, RecoveryAction, RecoveryPlan
 from complaint_api.sla.models import SlaPolicy
 from complaint_api.webhooks.models import Webhook, WebhookDelivery
 
@@ -11,8 +12,12 @@ __all__ = [
     "Complaint",
     "ComplaintEvent",
     "ComplaintNumber",
+    "ContactRecord",
+    "FollowUp",
     "KbArticle",
     "KbRevision",
+    "RecoveryAction",
+    "RecoveryPlan",
     "SlaPolicy",
     "Webhook",
     "WebhookDelivery",

@@ -1,6 +1,6 @@
 """Background work of complaint-api: the SLA breach sweep, completing customer snapshots taken while
-customer-api was down, and following customer-api's customer feed. Each pass claims its rows (SKIP
-LOCKED on PostgreSQL), so replicas never double up."""
+customer-api was down, service-recovery work, and following customer-api's customer feed. Each pass
+claims its rows (SKIP LOCKED on PostgreSQL), so replicas never double up."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from complaint_api.complaints.models import Complaint
 from complaint_api.complaints.service import apply_snapshot
 from complaint_api.config import Settings
 from complaint_api.feeds.service import follow
+from complaint_api.recovery.jobs import recovery_pass
 from complaint_api.sla.calendar import BusinessCalendar
 from complaint_api.sla.service import flag_breaches
 from crm_kit.db import Database, utcnow
@@ -51,6 +52,10 @@ async def sweep_once(app: FastAPI) -> None:
     if flagged:
         log.info("sla_breaches_flagged", extra={"complaints": len(flagged)})
     await complete_snapshots(database, app.state.customer_api, app.state.calendar)
+    settings: Settings = app.state.settings
+    await recovery_pass(
+        database, app.state.customer_api, app.state.recommend_api, offer_items=settings.recovery_offer_items
+    )
     while True:  # catch up with the customer feed, a page per transaction
         async with database.session_scope() as session:
             applied = await follow(session, app.state.customer_api, app.state.calendar)

@@ -30,6 +30,7 @@ from complaint_api.complaints.schemas import (
     TimelineEvent,
 )
 from complaint_api.kb.service import suggest
+from complaint_api.recovery import service as recovery
 from crm_kit.concurrency import IfMatch, etag
 from crm_kit.db import SessionDep
 from crm_kit.errors import Unprocessable, problem_responses
@@ -85,6 +86,7 @@ async def take_complaint(
             timezone=settings.business_timezone,
             calendar=calendar,
         )
+        await recovery.on_taken(session, complaint)
         return _render(complaint, status_code=201, location=True)
 
     return await idempotency.execute(produce)
@@ -163,6 +165,8 @@ async def _step(
         changes=changes,
         data=data,
     )
+    if action == "close":
+        await recovery.on_closed(session, complaint, settings, actor)
     return _render(complaint)
 
 
@@ -351,7 +355,7 @@ async def timeline(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def satisfaction(
-    complaint_id: uuid.UUID, body: SatisfactionCreate, session: SessionDep, actor: Actor
+    complaint_id: uuid.UUID, body: SatisfactionCreate, session: SessionDep, actor: Actor, settings: SettingsDep
 ) -> Response:
     complaint = await service.rate(
         session,
@@ -361,4 +365,5 @@ async def satisfaction(
         reason_code=body.reason_code,
         comment=body.comment,
     )
+    await recovery.on_rated(session, complaint, settings, actor)
     return _render(complaint)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from complaint_api.callbacks.models import Callback
 from complaint_api.complaints.models import Complaint, ComplaintEvent
 from complaint_api.complaints.service import PRIORITIES, priority_for
+from complaint_api.recovery.models import ContactRecord, FollowUp, RecoveryAction, RecoveryPlan
 from complaint_api.sla import service as sla
 from complaint_api.sla.calendar import BusinessCalendar
 from crm_kit.db import utcnow
@@ -53,6 +54,8 @@ async def _tier_changed(session: AsyncSession, customer_id: uuid.UUID, tier: str
 async def _merged(session: AsyncSession, customer_id: uuid.UUID, into: uuid.UUID) -> None:
     await session.execute(update(Complaint).where(Complaint.customer_id == customer_id).values(customer_id=into))
     await session.execute(update(Callback).where(Callback.customer_id == customer_id).values(customer_id=into))
+    for table in (RecoveryPlan, ContactRecord):
+        await session.execute(update(table).where(table.customer_id == customer_id).values(customer_id=into))
 
 
 async def _erased(session: AsyncSession, customer_id: uuid.UUID) -> None:
@@ -68,6 +71,9 @@ async def _erased(session: AsyncSession, customer_id: uuid.UUID) -> None:
         .where(Callback.customer_id == customer_id)
         .values(name=None, phone=None, note=None, topic=ERASED)
     )
+    plans = select(RecoveryPlan.id).where(RecoveryPlan.customer_id == customer_id)
+    await session.execute(update(RecoveryAction).where(RecoveryAction.plan_id.in_(plans)).values(note=None))
+    await session.execute(update(FollowUp).where(FollowUp.plan_id.in_(plans)).values(note=None))
 
 
 async def apply_events(session: AsyncSession, events: Sequence[dict[str, Any]], calendar: BusinessCalendar) -> None:

@@ -16,6 +16,9 @@ EventName = Literal[
     "complaint.status_changed",
     "complaint.sla_breached",
     "complaint.satisfaction_received",
+    "recovery.plan_created",
+    "recovery.action_due",
+    "recovery.outcome_changed",
 ]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 

@@ -42,6 +42,9 @@ EVENT_TYPES: dict[str, str] = {
     "complaint.status_changed": "status_changed",
     "complaint.sla_breached": "sla_breached",
     "complaint.satisfaction_received": "satisfaction",
+    "recovery.plan_created": "recovery_plan_created",
+    "recovery.action_due": "recovery_action_due",
+    "recovery.outcome_changed": "recovery_outcome_changed",
 }
 PUBLIC_NAMES = {internal: public for public, internal in EVENT_TYPES.items()}
 

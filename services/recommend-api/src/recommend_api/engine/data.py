@@ -14,12 +14,33 @@ ArrayLike = Sequence[Any] | npt.NDArray[Any]
 
 
 def _codes(values: ArrayLike) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
-    """Sorted unique values (as an object array of str) and each input's index into them."""
+    """Sorted unique values (as an object array of str) and each input's index into them.
+
+    Strings are hashed to uint64 column by column (a loop over character positions, not over values), made unique
+    as integers, checked for collisions, and only the distinct values are sorted: far faster than sorting
+    millions of strings.
+    """
     arr = np.asarray(values)
     if arr.dtype == object:
         arr = arr.astype(str)
-    uniq, inverse = np.unique(arr, return_inverse=True)
-    return uniq.astype(str).astype(object), inverse.astype(np.int64).ravel()
+    if arr.dtype.kind != "U" or arr.size == 0 or arr.dtype.itemsize == 0:
+        uniq, inverse = np.unique(arr, return_inverse=True)
+        return uniq.astype(str).astype(object), inverse.astype(np.int64).ravel()
+    arr = np.ascontiguousarray(arr.ravel())
+    chars = arr.view(np.uint32).reshape(len(arr), -1)
+    h = np.zeros(len(arr), dtype=np.uint64)
+    for j in range(chars.shape[1]):
+        h *= np.uint64(1_000_003)
+        h += chars[:, j]
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    reps = arr[first]
+    if not np.array_equal(reps[inv], arr):
+        uniq, inverse = np.unique(arr, return_inverse=True)
+        return uniq.astype(object), inverse.astype(np.int64).ravel()
+    order = np.argsort(reps)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return reps[order].astype(object), rank[inv.ravel()]
 
 
 @dataclass(frozen=True)
@@ -89,7 +110,7 @@ class Transactions:
         first = np.full(len(order_ids), n, dtype=np.int64)
         np.minimum.at(first, order, np.arange(n, dtype=np.int64))
         o_cust, o_time = cust[first], time[first]
-        perm = np.lexsort((order_ids.astype(str), o_time, o_cust))
+        perm = np.lexsort((np.arange(len(order_ids)), o_time, o_cust))
         rank = np.empty_like(perm)
         rank[perm] = np.arange(len(perm))
         basket = rank[order]

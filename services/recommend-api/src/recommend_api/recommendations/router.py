@@ -103,7 +103,8 @@ async def recommendations(
     "/customers/{customer_id}/recovery-offers",
     response_model=Recommendations,
     summary="Win-back offers for a customer recovering from a complaint",
-    description="What the customer likes, never the SKU or any item of the category the complaint was about.",
+    description="What the customer likes, never the SKU or any item of the category the complaint was about "
+    "(the category of each `avoid_sku` is avoided as well).",
     responses=problem_responses(401, 403, 422, 503),
 )
 async def recovery_offers(
@@ -120,7 +121,9 @@ async def recovery_offers(
 ) -> Response:
     served, personal = _resolve(request, customer_id)
     who = str(served) if personal else None
-    items = current.model.recovery_offers(who, limit, avoid_skus=avoid_sku, avoid_categories=avoid_category)
+    # The complained item's own category is avoided too, even when the caller does not know it.
+    categories = set(avoid_category) | {c for c in map(current.model.category_of, avoid_sku) if c is not None}
+    items = current.model.recovery_offers(who, limit, avoid_skus=avoid_sku, avoid_categories=categories)
     body = Recommendations(
         customer_id=served, personalised=personal and current.model.knows_customer(str(served)),
         model_version=current.version, items=_render(current, items),

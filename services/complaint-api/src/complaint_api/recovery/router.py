@@ -1,0 +1,156 @@
+"""HTTP routes of service recovery: plans, actions, follow-ups and evaluation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from complaint_api.complaints.dependencies import Actor, ComplaintsReader, SettingsDep
+from complaint_api.complaints.service import get_complaint
+from complaint_api.recovery import service
+from complaint_api.recovery.jobs import evaluate_plan
+from complaint_api.recovery.models import RecoveryPlan
+from complaint_api.recovery.schemas import ActionComplete, FollowUpRecord, PlanCreate, PlanRead
+from crm_kit.concurrency import etag
+from crm_kit.db import SessionDep
+from crm_kit.errors import ServiceUnavailable, problem_responses
+from crm_kit.http import PeerUnavailable
+from crm_kit.idempotency import IdempotencyDep
+from crm_kit.pagination import Page, PageParams
+from crm_kit.schemas import model_response
+
+router = APIRouter(tags=["recovery"])
+
+
+def _render(plan: RecoveryPlan, status_code: int = 200) -> Response:
+    headers = {"ETag": etag(plan.version), "Location": f"/v1/recovery-plans/{plan.id}"}
+    return model_response(PlanRead.model_validate(plan), status_code=status_code, headers=headers)
+
+
+@router.post(
+    "/v1/complaints/{complaint_id}/recovery",
+    response_model=PlanRead,
+    status_code=201,
+    summary="Make a recovery plan (服务复原) for a complaint",
+    description="One plan per complaint: 201 when made now, 200 with the existing plan otherwise. Without "
+    "`actions`, the plan gets an apology, a callback for gold/silver customers or severe failures, and a "
+    "tailored offer from recommend-api that avoids the complained SKU and its category (filled in by the "
+    "background pass, retried while recommend-api is down). Follow-ups fall 3, 30 and 90 days after closing.",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_plan(
+    complaint_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    actor: Actor,
+    settings: SettingsDep,
+    body: PlanCreate | None = None,
+) -> Response:
+    data = body or PlanCreate()
+
+    async def produce() -> Response:
+        complaint = await get_complaint(session, complaint_id, for_update=True)
+        plan, created = await service.create_plan(
+            session, complaint, settings=settings, actor=actor, triggers=["manual"], owner_id=data.owner_id,
+            actions=[service.ActionSpec(**a.model_dump()) for a in data.actions] if data.actions is not None else None,
+            controllable=data.controllable, avoid_categories=data.avoid_categories, follow_up_days=data.follow_up_days,
+        )  # fmt: skip
+        if created and complaint.closed_at is not None:
+            plan.status = "following_up"
+        return _render(plan, status_code=201 if created else 200)
+
+    response = await idempotency.execute(produce)
+    return response
+
+
+@router.get(
+    "/v1/recovery-plans",
+    response_model=Page[PlanRead],
+    summary="Recovery plans",
+    description="Newest first. `due_before` keeps plans with a pending action or follow-up due before then.",
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def list_plans(
+    session: SessionDep,
+    _: ComplaintsReader,
+    page: Annotated[PageParams, Depends()],
+    status: Literal["open", "following_up", "closed"] | None = None,
+    outcome: Literal["pending", "recovered", "at_risk", "lost"] | None = None,
+    owner_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    customer_id: uuid.UUID | None = None,
+    due_before: dt.datetime | None = None,
+) -> Response:
+    rows = await service.list_plans(
+        session, status=status, outcome=outcome, owner_id=owner_id, customer_id=customer_id, due_before=due_before,
+        after=page.keyset(dt.datetime.fromisoformat, uuid.UUID), limit=page.limit,
+    )  # fmt: skip
+    return model_response(page.page(rows, PlanRead.model_validate, lambda p: (p.created_at.isoformat(), p.id)))
+
+
+@router.get(
+    "/v1/recovery-plans/{plan_id}",
+    response_model=PlanRead,
+    summary="A recovery plan with its actions, follow-ups, outcome and evidence",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_plan(plan_id: uuid.UUID, session: SessionDep, _: ComplaintsReader) -> Response:
+    return _render(await service.get_plan(session, plan_id))
+
+
+@router.post(
+    "/v1/recovery-plans/{plan_id}/actions/{action_id}/complete",
+    response_model=PlanRead,
+    summary="Mark a recovery action done",
+    description="Records when (and optionally the value, coupon code and expiry). For a coupon, call again "
+    "with `redeemed_at` when the customer uses it. Written to the customer's contact history in customer-api.",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def complete_action(
+    plan_id: uuid.UUID, action_id: uuid.UUID, body: ActionComplete, session: SessionDep, actor: Actor
+) -> Response:
+    plan = await service.get_plan(session, plan_id, for_update=True)
+    await service.complete_action(
+        session, plan, action_id, actor=actor, note=body.note, value=body.value, coupon_code=body.coupon_code,
+        coupon_expires_at=body.coupon_expires_at, redeemed_at=body.redeemed_at,
+    )  # fmt: skip
+    return _render(plan)
+
+
+@router.post(
+    "/v1/recovery-plans/{plan_id}/follow-ups/{follow_up_id}",
+    response_model=PlanRead,
+    summary="Record the customer's score at a follow-up",
+    description="A score of 2 or less makes the outcome `at_risk` at the next evaluation.",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def record_follow_up(
+    plan_id: uuid.UUID, follow_up_id: uuid.UUID, body: FollowUpRecord, session: SessionDep, _: Actor
+) -> Response:
+    plan = await service.get_plan(session, plan_id, for_update=True)
+    await service.record_follow_up(session, plan, follow_up_id, satisfaction=body.satisfaction, note=body.note)
+    return _render(plan)
+
+
+@router.post(
+    "/v1/recovery-plans/{plan_id}/evaluate",
+    response_model=PlanRead,
+    summary="Evaluate a plan's outcome now",
+    description="From facts: purchases after closing (customer-api), a later complaint, follow-up scores, "
+    "coupon redemption → `recovered`, `at_risk`, `lost` or `pending`, with the evidence. 503 when "
+    "customer-api cannot be asked: nothing is decided then, and the stored outcome stays.",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def evaluate(plan_id: uuid.UUID, request: Request, session: SessionDep, actor: Actor) -> Response:
+    plan = await service.get_plan(session, plan_id, for_update=True)
+    try:
+        await evaluate_plan(session, request.app.state.customer_api, plan, actor=actor)
+    except PeerUnavailable as exc:
+        raise ServiceUnavailable(
+            "customer-api cannot be asked for the customer's purchases now; try again later",
+            headers={"Retry-After": "30"},
+        ) from exc
+    return _render(plan)
