@@ -121,28 +121,6 @@ async def customer_api(
             stop_service(service)
 
 
-@pytest.fixture(scope="session")
-async def complaint_api(
-    customer_api: RunningService, backend_of: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[RunningService]:
-    if url := os.environ.get("COMPLAINT_API_URL"):
-        yield RunningService("complaint-api", url.rstrip("/"), os.environ.get("CRM_TEST_API_KEY", DEV_KEY))
-        return
-    backend = backend_of["customer-api"]
-    workdir = tmp_path_factory.mktemp(f"complaint-api-{backend}")
-    async with temporary_database(backend, "stack_complaint_api", workdir) as database_url:
-        service = start_service(
-            "complaint-api",
-            database_url,
-            workdir,
-            {"COMPLAINT_API_CUSTOMER_API_URL": customer_api.base_url, "COMPLAINT_API_SWEEP_SECONDS": "0.3"},
-        )
-        try:
-            yield service
-        finally:
-            stop_service(service)
-
-
 def recommend_env(customer_api: RunningService, **overrides: str) -> dict[str, str]:
     """recommend-api's settings for a test stack: quick sync and model polling, builds on request."""
     return {
@@ -166,6 +144,37 @@ async def recommend_api(
     workdir = tmp_path_factory.mktemp(f"recommend-api-{backend}")
     async with temporary_database(backend, "stack_recommend_api", workdir) as database_url:
         service = start_service("recommend-api", database_url, workdir, recommend_env(customer_api))
+        service.database_url = database_url
+        try:
+            yield service
+        finally:
+            stop_service(service)
+
+
+def complaint_env(customer_api: RunningService, recommend_api: RunningService, **overrides: str) -> dict[str, str]:
+    """complaint-api's settings for a test stack: its peers and a quick background sweep."""
+    return {
+        "COMPLAINT_API_CUSTOMER_API_URL": customer_api.base_url,
+        "COMPLAINT_API_RECOMMEND_API_URL": recommend_api.base_url,
+        "COMPLAINT_API_SWEEP_SECONDS": "0.3",
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+async def complaint_api(
+    customer_api: RunningService,
+    recommend_api: RunningService,
+    backend_of: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[RunningService]:
+    if url := os.environ.get("COMPLAINT_API_URL"):
+        yield RunningService("complaint-api", url.rstrip("/"), os.environ.get("CRM_TEST_API_KEY", DEV_KEY))
+        return
+    backend = backend_of["customer-api"]
+    workdir = tmp_path_factory.mktemp(f"complaint-api-{backend}")
+    async with temporary_database(backend, "stack_complaint_api", workdir) as database_url:
+        service = start_service("complaint-api", database_url, workdir, complaint_env(customer_api, recommend_api))
         service.database_url = database_url
         try:
             yield service

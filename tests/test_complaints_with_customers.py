@@ -35,7 +35,13 @@ def test_a_gold_customers_complaint_is_never_below_high(customers: httpx.Client,
     assert taken.status_code == 201, taken.text
     body = taken.json()
     assert body["snapshot_status"] == "ok" and body["priority"] == "high"
-    assert body["customer_snapshot"] == {"name": "黄金会员", "tier": "gold", "type": "individual"}
+    snapshot = body["customer_snapshot"]
+    assert {k: snapshot[k] for k in ("name", "tier", "type")} == {
+        "name": "黄金会员",
+        "tier": "gold",
+        "type": "individual",
+    }
+    assert snapshot["since"] == gold["created_at"]  # the profile's age: the customer's tenure
     regular = customers.post("/v1/customers", json={"name": "普通顾客", "phone": _phone()}).json()
     assert complaints.post("/v1/complaints", json=_complaint(regular["id"])).json()["priority"] == "low"
 

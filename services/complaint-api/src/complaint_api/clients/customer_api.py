@@ -1,7 +1,9 @@
-"""customer-api as complaint-api sees it: a customer's name and tier for the complaint's snapshot."""
+"""customer-api as complaint-api sees it: a customer's name and tier for the complaint's snapshot, and the
+repurchase rates of customers who did not complain (the control group of recovery statistics)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +17,10 @@ class CustomerSnapshot:
     name: str | None
     tier: str
     type: str
+    since: str | None = None  # when the profile was created: the customer's tenure
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "tier": self.tier, "type": self.type}
+        return {"name": self.name, "tier": self.tier, "type": self.type, "since": self.since}
 
 
 async def fetch_customer(peer: PeerClient, customer_id: uuid.UUID) -> CustomerSnapshot | None:
@@ -35,5 +38,65 @@ async def fetch_customer(peer: PeerClient, customer_id: uuid.UUID) -> CustomerSn
         if response.status_code != 200:
             raise PeerUnavailable("customer-api", f"unexpected status {response.status_code}")
         body = response.json()
-        return CustomerSnapshot(uuid.UUID(body["id"]), body.get("name"), body.get("tier", "regular"), body["type"])
+        return CustomerSnapshot(
+            uuid.UUID(body["id"]), body.get("name"), body.get("tier", "regular"), body["type"], body.get("created_at")
+        )
     return None
+
+
+async def purchases_between(
+    peer: PeerClient, customer_id: uuid.UUID, since: dt.datetime, until: dt.datetime
+) -> list[dict[str, Any]] | None:
+    """The customer's orders in [since, until], oldest first; None when customer-api does not know them.
+
+    Raises PeerUnavailable when customer-api is down or failing: the caller decides later, never on half facts.
+    """
+    orders: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"since": since.isoformat(), "until": until.isoformat(), "limit": 200}
+    while True:
+        response = await peer.get(f"/v1/customers/{customer_id}/purchases", params=params)
+        if response.status_code in (404, 410):
+            return None
+        if response.status_code != 200:
+            raise PeerUnavailable("customer-api", f"unexpected status {response.status_code}")
+        page = response.json()
+        orders.extend(page["items"])
+        if not page.get("next_cursor"):
+            return sorted(orders, key=lambda o: (o["purchased_at"], o["order_id"]))
+        params["cursor"] = page["next_cursor"]
+
+
+async def record_contact(peer: PeerClient, customer_id: uuid.UUID, body: dict[str, Any]) -> bool:
+    """Write an entry to the customer's contact history; True once stored (or already there), False when
+    the customer is gone (erased or unknown). Raises PeerUnavailable when customer-api cannot take it now."""
+    response = await peer.post(f"/v1/customers/{customer_id}/interactions", json=body)
+    if response.status_code in (200, 201):
+        return True
+    if response.status_code in (404, 410):
+        return False
+    raise PeerUnavailable("customer-api", f"contact history answered {response.status_code}")
+
+
+async def repurchase_control(
+    peer: PeerClient, *, start: dt.datetime, end: dt.datetime, tier: str | None, exclude: list[uuid.UUID]
+) -> dict[str, Any] | None:
+    """30- and 90-day repurchase rates of the buyers of [start, end) of `tier` (any when None), `exclude` left out.
+
+    customer-api's answer as it is: `customers` and `windows` (`days`, `eligible`, `repurchased`, `rate`).
+    None when customer-api is down or refuses (statistics go without a control rather than fail).
+    """
+    body = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "tier": tier,
+        "exclude_customer_ids": [str(customer_id) for customer_id in exclude],
+        "windows_days": [30, 90],
+    }
+    try:
+        response = await peer.post("/v1/analytics/repurchase", json=body)
+    except PeerUnavailable:
+        return None
+    if response.status_code != 200:
+        return None
+    answer: dict[str, Any] = response.json()
+    return answer

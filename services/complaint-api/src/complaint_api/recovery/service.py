@@ -247,7 +247,14 @@ async def on_rated(session: AsyncSession, complaint: Complaint, settings: Settin
     """The customer rated the handling: the score goes on the plan, or makes one if it is low."""
     plan = await plan_of(session, complaint.id)
     if plan is not None:
-        plan.satisfaction_before = (complaint.satisfaction or {}).get("score")
+        score = (complaint.satisfaction or {}).get("score")
+        plan.satisfaction_before = score
+        if (
+            score is not None
+            and score <= settings.recovery_satisfaction_at_most
+            and "low_satisfaction" not in plan.triggers
+        ):
+            plan.triggers = [*plan.triggers, "low_satisfaction"]
         plan.updated_at = utcnow()
         return
     await _create_by_rules(session, complaint, settings, actor)

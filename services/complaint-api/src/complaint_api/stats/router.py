@@ -1,19 +1,23 @@
-"""HTTP route of complaint statistics."""
+"""HTTP routes of complaint and service-recovery statistics."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer
 
 from complaint_api.complaints.dependencies import ComplaintsReader
+from complaint_api.stats.recovery import recovery_stats
 from complaint_api.stats.service import complaint_stats
 from crm_kit.db import SessionDep, utcnow
 from crm_kit.errors import Unprocessable, problem_responses
 
 router = APIRouter(prefix="/v1/stats", tags=["statistics"])
+
+Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
 
 
 class Percentiles(BaseModel):
@@ -61,3 +65,84 @@ async def stats(
         raise Unprocessable("'from' must be before 'to'", field="from")
     groups = await complaint_stats(session, start=start, end=end, group_by=group_by)
     return ComplaintStats(start=start, end=end, group_by=group_by, groups=[GroupStats(**g) for g in groups])
+
+
+class Outcomes(BaseModel):
+    pending: int
+    recovered: int
+    at_risk: int
+    lost: int
+
+
+class Control(BaseModel):
+    customers: int = Field(description="Buyers of the period who did not complain, of the control's tier")
+    repurchase_30d_rate: float | None
+    repurchase_90d_rate: float | None
+
+
+class RecoveryGroupStats(BaseModel):
+    key: str | None
+    plans: int
+    outcomes: Outcomes
+    recovery_rate: float | None = Field(description="recovered / (recovered + at_risk + lost)")
+    time_to_first_action_hours: float | None = Field(description="Median, plan to first completed action")
+    repurchase_30d_rate: float | None
+    repurchase_90d_rate: float | None
+    control: Control | None = Field(description="Customers who did not complain; null when customer-api is down")
+    satisfaction_before_average: float | None
+    satisfaction_before_responses: int
+    satisfaction_after_average: float | None
+    satisfaction_after_responses: int
+    coupon_redemption_rate: float | None
+    recovery_cost: Money = Field(description="Done actions' value, points left out")
+    cost_per_recovered_customer: Money | None
+
+
+class RecoveryStats(BaseModel):
+    start: dt.datetime
+    end: dt.datetime
+    group_by: str | None
+    control_available: bool = Field(description="false when customer-api could not give the control group")
+    groups: list[RecoveryGroupStats]
+
+
+@router.get(
+    "/recovery",
+    response_model=RecoveryStats,
+    summary="Service-recovery statistics per category, action type, tier or owner",
+    description="Over recovery plans created in [from, to) (default: the last 30 days); every figure is over the "
+    "group's plans. `action_type`: a plan counts once under each type of its actions that were not cancelled "
+    "(plans without any under null). `recovery_rate`: recovered / (recovered + at_risk + lost), pending plans left "
+    "out. `time_to_first_action_hours`: median by nearest rank, plan created to first action done. "
+    "`repurchase_30d_rate` / `repurchase_90d_rate`: the share of yes among plans whose evaluation already knows "
+    "(yes or no). Satisfaction before: the complaint's score; after: every follow-up answer. "
+    "`coupon_redemption_rate`: redeemed / issued (done) coupons. `recovery_cost`: value of done actions except "
+    "points; `cost_per_recovered_customer`: that / distinct customers with a recovered plan. `control` (the "
+    "recovery paradox test): customer-api's 30/90-day repurchase rates of the period's buyers who did not complain "
+    "(every complainant of the period left out, up to 10,000) — for the group's tier when grouped by tier, else "
+    "for the tier the group's plans share, or every tier when they are mixed; null, with `control_available` "
+    "false, when customer-api cannot answer.",
+    responses=problem_responses(401, 403, 422),
+)
+async def recovery(
+    request: Request,
+    session: SessionDep,
+    _: ComplaintsReader,
+    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    group_by: Literal["category", "action_type", "tier", "owner"] | None = None,
+) -> RecoveryStats:
+    end = end or utcnow()
+    start = start or end - dt.timedelta(days=30)
+    if start >= end:
+        raise Unprocessable("'from' must be before 'to'", field="from")
+    groups, control_available = await recovery_stats(
+        session, request.app.state.customer_api, start=start, end=end, group_by=group_by
+    )
+    return RecoveryStats(
+        start=start,
+        end=end,
+        group_by=group_by,
+        control_available=control_available,
+        groups=[RecoveryGroupStats(**g) for g in groups],
+    )

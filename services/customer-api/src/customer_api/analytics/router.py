@@ -1,4 +1,5 @@
-"""HTTP routes of customer value: per-customer value, segments, churn risk, the CLV model, refreshes."""
+"""HTTP routes of customer value: per-customer value, segments, churn risk, the CLV model, refreshes,
+repurchase rates."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 from sqlalchemy import func, select
 
 from crm_kit.auth import Principal, require
-from crm_kit.db import SessionDep
+from crm_kit.db import SessionDep, utcnow
 from crm_kit.errors import NotFound, problem_responses
 from crm_kit.pagination import Page, PageParams
 from crm_kit.schemas import model_response
@@ -22,6 +23,8 @@ from customer_api.analytics.schemas import (
     CustomerValueRead,
     JobRead,
     RefreshRequest,
+    RepurchaseRead,
+    RepurchaseRequest,
     Rfm,
     SegmentsRead,
 )
@@ -209,3 +212,27 @@ async def clv_model(session: SessionDep, _: AnalyticsReader) -> Response:
         raise NotFound("no model has been fitted yet; POST /v1/analytics/refresh")
     unit = {1: "day", 7: "week"}.get(model.time_unit_days, f"{model.time_unit_days} days")
     return model_response(ClvModelRead.model_validate({**vars(model), "time_unit": unit}))
+
+
+@router.post(
+    "/v1/analytics/repurchase",
+    response_model=RepurchaseRead,
+    summary="Repurchase rates of a period's buyers: the control group for complaint statistics",
+    description="Buyers: live customers (not merged, not erased), of `tier` when given, with at least one purchase "
+    "in [from, to), minus `exclude_customer_ids` (up to 10,000, e.g. the period's complainants). Anchor: a buyer's "
+    "first purchase in the period. Repurchased within N days: another order with anchor < purchased_at ≤ anchor + "
+    "N days, in the period or after it. Only buyers whose anchor + N days has passed are eligible for the N-day "
+    "window (the rest cannot be judged yet). A POST because the exclusion list is long; nothing is written.",
+    responses=problem_responses(401, 403, 422),
+)
+async def repurchase(data: RepurchaseRequest, session: SessionDep, _: AnalyticsReader) -> Response:
+    rates = await service.repurchase_rates(
+        session,
+        start=data.start,
+        end=data.end,
+        tier=data.tier,
+        exclude=data.exclude_customer_ids,
+        windows=data.windows_days,
+        now=utcnow(),
+    )
+    return model_response(RepurchaseRead(**rates))

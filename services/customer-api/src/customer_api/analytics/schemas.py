@@ -1,15 +1,18 @@
-"""Bodies of customer value, segments, churn risk, the CLV model and refresh jobs."""
+"""Bodies of customer value, segments, churn risk, the CLV model, refresh jobs and repurchase rates."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from crm_kit.schemas import RequestModel, ResponseModel
+from customer_api.customers.schemas import Tier
 from customer_api.purchases.schemas import Money
+
+MAX_EXCLUDED_CUSTOMERS = 10_000
 
 
 class RefreshRequest(RequestModel):
@@ -119,3 +122,51 @@ class ClvModelRead(ResponseModel):
     bgnbd: dict[str, Any] | None = Field(description="r, alpha, a, b of the BG/NBD purchase model")
     gamma_gamma: dict[str, Any] | None = Field(description="p, q, v of the Gamma-Gamma spend model")
     holdout: dict[str, Any] | None = Field(description="Predicted vs actual repeat purchases in a held-out period")
+
+
+class RepurchaseRequest(RequestModel):
+    start: AwareDatetime = Field(alias="from", description="Start of the period whose buyers are followed")
+    end: AwareDatetime = Field(alias="to", description="End of the period (exclusive)")
+    tier: Tier | None = Field(None, description="Only customers of this tier; default every tier")
+    exclude_customer_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=MAX_EXCLUDED_CUSTOMERS, description="Customers left out, e.g. complainants"
+    )
+    windows_days: list[Annotated[int, Field(ge=1, le=365)]] = Field(
+        default_factory=lambda: [30, 90], min_length=1, max_length=4, description="Repurchase windows in days"
+    )
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "from": "2026-10-01T00:00:00+08:00",
+                    "to": "2026-11-01T00:00:00+08:00",
+                    "tier": "gold",
+                    "exclude_customer_ids": ["0192f0c4-5a4e-7d2b-9a51-3c3f1c2e8b10"],
+                    "windows_days": [30, 90],
+                }
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.start >= self.end:
+            raise ValueError("'from' must be before 'to'")
+        if len(set(self.windows_days)) != len(self.windows_days):
+            raise ValueError("windows_days must not repeat a window")
+        return self
+
+
+class RepurchaseWindow(BaseModel):
+    days: int
+    eligible: int = Field(description="Customers whose first purchase in the period is at least `days` days old")
+    repurchased: int = Field(description="Eligible customers who bought again within `days` days of it")
+    rate: float | None = Field(description="repurchased / eligible; null when nobody is eligible")
+
+
+class RepurchaseRead(BaseModel):
+    as_of: dt.datetime = Field(description="The moment the windows were judged observable against")
+    tier: str | None
+    customers: int = Field(description="Customers with a purchase in the period (after the tier filter and exclusions)")
+    windows: list[RepurchaseWindow]

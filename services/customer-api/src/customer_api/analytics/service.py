@@ -4,6 +4,8 @@ A refresh reads every live customer and their purchase days up to the observatio
 places customers in the value pyramid, fits BG/NBD and Gamma-Gamma, judges churn risk, and writes it
 all in one transaction under a lock that every replica honours. Customers who are restricted or who
 withdrew profiling consent are left out: no value row, no segment, no recomputed tier.
+
+Repurchase rates (the control group of complaint statistics) are read straight from the purchases.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from sqlalchemy import Date, Table, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import ColumnElement
 
 from crm_kit.db import Database, transaction_lock, utcnow
 from customer_api.analytics import clv
@@ -518,3 +522,77 @@ async def churn_risk(
         )
     query = query.order_by(CustomerValue.value_at_risk.desc(), CustomerValue.customer_id).limit(limit + 1)
     return [(value, customer) for value, customer in await session.execute(query)]
+
+
+def _within_days(session: AsyncSession, later: Any, earlier: Any, days: int) -> ColumnElement[bool]:
+    """SQL condition: `later` ≤ `earlier` + `days` days, exact to the millisecond on both databases."""
+    if session.get_bind().dialect.name == "postgresql":
+        return typing.cast(ColumnElement[bool], later <= earlier + func.make_interval(0, 0, 0, days))
+    elapsed_ms = func.round((func.julianday(later) - func.julianday(earlier)) * 86_400_000)
+    return elapsed_ms <= days * 86_400_000
+
+
+async def repurchase_rates(
+    session: AsyncSession,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    tier: str | None,
+    exclude: Sequence[uuid.UUID],
+    windows: Sequence[int],
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """How many buyers of [start, end) bought again within each window after their first purchase there.
+
+    Buyers: live customers (not merged, not erased) of `tier` (any when None) with a purchase in the
+    period, minus `exclude`. Anchor: a buyer's first purchase in the period. Repurchased within N days:
+    another order with anchor < purchased_at ≤ anchor + N days, inside the period or after it. Only
+    buyers whose anchor + N days has passed by `now` are eligible for the N-day window, so a window
+    still running never counts as "did not buy again".
+    """
+    buyers = (
+        select(Purchase.customer_id, func.min(Purchase.purchased_at).label("anchor"))
+        .join(Customer, Customer.id == Purchase.customer_id)
+        .where(Customer.status == "active", Purchase.purchased_at >= start, Purchase.purchased_at < end)
+        .group_by(Purchase.customer_id)
+    )
+    if tier is not None:
+        buyers = buyers.where(Customer.tier == tier)
+    if exclude:
+        buyers = buyers.where(Purchase.customer_id.not_in(exclude))
+    anchors = buyers.subquery()
+    later = aliased(Purchase)
+    # Each buyer's next order after the anchor, whenever it came: the first repurchase decides every window.
+    following = (
+        select(anchors.c.anchor, func.min(later.purchased_at).label("next_at"))
+        .select_from(anchors)
+        .outerjoin(later, (later.customer_id == anchors.c.customer_id) & (later.purchased_at > anchors.c.anchor))
+        .group_by(anchors.c.customer_id, anchors.c.anchor)
+        .subquery()
+    )
+    columns: list[Any] = [func.count()]
+    for days in windows:
+        observable = following.c.anchor <= now - dt.timedelta(days=days)
+        columns.append(func.count().filter(observable))
+        columns.append(
+            func.count().filter(
+                observable,
+                following.c.next_at.is_not(None),
+                _within_days(session, following.c.next_at, following.c.anchor, days),
+            )
+        )
+    counts = (await session.execute(select(*columns).select_from(following))).one()
+    return {
+        "as_of": now,
+        "tier": tier,
+        "customers": counts[0],
+        "windows": [
+            {
+                "days": days,
+                "eligible": counts[1 + 2 * i],
+                "repurchased": counts[2 + 2 * i],
+                "rate": round(counts[2 + 2 * i] / counts[1 + 2 * i], 4) if counts[1 + 2 * i] else None,
+            }
+            for i, days in enumerate(windows)
+        ],
+    }

@@ -1,0 +1,274 @@
+"""Service recovery with the three services running as real processes: a gold customer buys, complains,
+is looked after and buys again; and the unhappy paths — lost after 90 silent days, a double deviation,
+recommend-api down when the plan is made, customer-api down when it is evaluated."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from conftest import RunningService, client_for, complaint_env, free_port, start_service, stop_service
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+DAIRY, SNACKS, BAKERY = "乳品", "零食", "烘焙"
+
+
+def _phone() -> str:
+    return "139" + str(uuid.uuid4().int)[:8]
+
+
+def _wait(check: Callable[[], Any], what: str, seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _order(customer_id: str, items: list[tuple[str, str]], when: dt.datetime) -> dict[str, Any]:
+    return {
+        "order_id": f"E2E-{uuid.uuid4().hex[:14]}", "customer_id": customer_id, "purchased_at": when.isoformat(),
+        "items": [{"sku": s, "name": f"商品 {s}", "category": c, "quantity": "1", "unit_price": "12.50"}
+                  for s, c in items],
+    }  # fmt: skip
+
+
+class Shop:
+    """A small shop's catalogue and a customer base buying from it, unique to each test."""
+
+    def __init__(self, customers: httpx.Client) -> None:
+        tag = uuid.uuid4().hex[:6]
+        self.customers = customers
+        self.milk, self.yogurt = (f"MILK-{tag}", DAIRY), (f"YOGURT-{tag}", DAIRY)
+        self.chips, self.bread = (f"CHIPS-{tag}", SNACKS), (f"BREAD-{tag}", BAKERY)
+
+    def customer(self, name: str, tier: str | None = None) -> str:
+        made = self.customers.post("/v1/customers", json={"name": name, "phone": _phone()})
+        assert made.status_code == 201, made.text
+        if tier:
+            assert self.customers.patch(f"/v1/customers/{made.json()['id']}", json={"tier": tier}).status_code == 200
+        return str(made.json()["id"])
+
+    def history(self, who: str) -> None:
+        """Weeks of buying milk with bread or yogurt, and others buying chips with bread."""
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+        orders = [_order(who, [self.milk, self.bread if d % 2 else self.yogurt], start + dt.timedelta(days=d))
+                  for d in range(0, 30, 3)]  # fmt: skip
+        other = self.customer("邻居")
+        orders += [_order(other, [self.chips, self.bread, self.milk], start + dt.timedelta(days=d)) for d in range(3)]
+        assert self.customers.post("/v1/purchases/bulk", json={"purchases": orders}).json()["created"] == len(orders)
+
+    def buy_again(self, who: str) -> str:
+        order = _order(who, [self.bread], dt.datetime.now(dt.UTC))
+        assert self.customers.post("/v1/purchases", json=order).status_code == 201
+        return str(order["order_id"])
+
+
+def _model(recommendations: httpx.Client) -> None:
+    """Sync recommend-api and build a model from what it has."""
+    assert recommendations.post("/v1/sync").status_code == 200
+    version = recommendations.post("/v1/models", json={"evaluate": False}).json()["version"]
+    _wait(lambda: recommendations.get("/v1/models/current").json().get("version", 0) >= version, "the model")
+
+
+def _complain(complaints: httpx.Client, who: str, sku: str, *, assignee: str, score: int | None) -> dict[str, Any]:
+    body = {"customer_id": who, "channel": "app", "category": "food_safety", "sku": sku, "severity": "low",
+            "subject": "牛奶变质", "description": "刚买的牛奶打开有酸味。"}  # fmt: skip
+    taken = complaints.post("/v1/complaints", json=body)
+    assert taken.status_code == 201, taken.text
+    url = f"/v1/complaints/{taken.json()['id']}"
+    steps = [("escalate", {"department": "生鲜部", "assignee_id": assignee}),
+             ("resolution", {"root_cause": "cold_chain", "resolution": "退款并致歉", "corrective_action": "冷柜巡检"}),
+             ("reply", {"message": "已为您退款，深表歉意"}), ("close", {})]  # fmt: skip
+    for action, payload in steps:
+        moved = complaints.post(f"{url}/{action}", json=payload)
+        assert moved.status_code == 200, moved.text
+    if score is not None:
+        assert complaints.post(f"{url}/satisfaction", json={"score": score}).status_code == 200
+    return dict(complaints.get(url).json())
+
+
+def _plan(complaints: httpx.Client, complaint: dict[str, Any]) -> dict[str, Any]:
+    def found() -> dict[str, Any] | None:
+        plans = complaints.get("/v1/recovery-plans", params={"customer_id": complaint["customer_id"]}).json()
+        return next((p for p in plans["items"] if p["complaint_id"] == complaint["id"]), None)
+
+    return dict(_wait(found, "the recovery plan"))
+
+
+def _offer(complaints: httpx.Client, plan: dict[str, Any], seconds: float = 60) -> dict[str, Any]:
+    def filled() -> dict[str, Any] | None:
+        current = complaints.get(f"/v1/recovery-plans/{plan['id']}").json()
+        offer = next(a for a in current["actions"] if a["type"] == "tailored_offer")
+        return offer if offer["offer_status"] == "filled" else None
+
+    return dict(_wait(filled, "the tailored offer", seconds))
+
+
+def test_a_gold_customer_is_recovered_and_the_statistics_show_it(
+    customers: httpx.Client, complaints: httpx.Client, recommendations: httpx.Client
+) -> None:
+    shop = Shop(customers)
+    gold = shop.customer("金卡会员 周敏", tier="gold")
+    shop.history(gold)
+    _model(recommendations)
+    owner = f"mgr-{uuid.uuid4().hex[:8]}"
+    complaint = _complain(complaints, gold, shop.milk[0], assignee=owner, score=2)
+
+    plan = _plan(complaints, complaint)
+    assert {"low_satisfaction", "tier"} <= set(plan["triggers"]) and plan["tier"] == "gold"
+    assert {"apology", "tailored_offer"} <= {a["type"] for a in plan["actions"]}
+    assert plan["satisfaction_before"] == 2 and plan["owner_id"] == owner and plan["status"] == "following_up"
+    offer = _offer(complaints, plan)
+    offered = {item["sku"]: item for item in offer["offer"]}
+    assert offered and not {shop.milk[0], shop.yogurt[0]} & set(offered)  # never the complained category
+    assert all(item["category"] != DAIRY for item in offered.values())
+
+    apology = next(a for a in plan["actions"] if a["type"] == "apology")
+    done = complaints.post(
+        f"/v1/recovery-plans/{plan['id']}/actions/{apology['id']}/complete", json={"note": "店长致歉"}
+    )
+    assert done.status_code == 200
+    before = complaints.post(f"/v1/recovery-plans/{plan['id']}/evaluate").json()
+    assert before["outcome"] == "pending" and before["evidence"]["first_purchase"] is None
+
+    order_id = shop.buy_again(gold)
+    after = complaints.post(f"/v1/recovery-plans/{plan['id']}/evaluate")
+    assert after.status_code == 200, after.text
+    assert after.json()["outcome"] == "recovered"
+    assert after.json()["evidence"]["first_purchase"]["order_id"] == order_id
+    assert after.json()["evidence"]["repurchase_30d"] is True
+
+    day = dt.timedelta(days=1)
+    now = dt.datetime.now(dt.UTC)
+    stats = complaints.get(
+        "/v1/stats/recovery",
+        params={"from": (now - day).isoformat(), "to": (now + day).isoformat(), "group_by": "owner"},
+    ).json()
+    mine = next(g for g in stats["groups"] if g["key"] == owner)
+    assert mine["plans"] == 1 and mine["recovery_rate"] == 1.0 and mine["repurchase_30d_rate"] == 1.0
+    # The paradox test: gold customers who did not complain, computed by customer-api from real purchases.
+    assert stats["control_available"] is True and mine["control"] is not None
+    assert set(mine["control"]) == {"customers", "repurchase_30d_rate", "repurchase_90d_rate"}
+
+    def written() -> bool:  # the complaint, the apology and the outcome in customer-api's contact history
+        entries = customers.get(f"/v1/customers/{gold}/interactions", params={"limit": 50}).json()["items"]
+        subjects = " ".join(e.get("subject") or "" for e in entries)
+        return complaint["number"] in subjects and "致歉" in subjects and "已挽回" in subjects
+
+    _wait(written, "the contact history in customer-api")
+
+
+def _evaluate(complaints: httpx.Client, plan_id: str) -> dict[str, Any]:
+    evaluated = complaints.post(f"/v1/recovery-plans/{plan_id}/evaluate")
+    assert evaluated.status_code == 200, evaluated.text
+    return dict(evaluated.json())
+
+
+async def _shift_closing(database_url: str, plan_id: str, days: int) -> None:
+    """Move a plan's closing back in time (as if `days` had passed) in complaint-api's database."""
+    engine = create_async_engine(database_url)
+    plan = uuid.UUID(plan_id).hex if database_url.startswith("sqlite") else plan_id
+    try:
+        async with engine.begin() as connection:
+            closed = (
+                await connection.execute(
+                    text("SELECT complaint_closed_at FROM recovery_plans WHERE id = :id"), {"id": plan}
+                )
+            ).scalar_one()
+            shifted = (closed if isinstance(closed, dt.datetime) else dt.datetime.fromisoformat(closed)) - dt.timedelta(
+                days=days
+            )
+            await connection.execute(
+                text("UPDATE recovery_plans SET complaint_closed_at = :at WHERE id = :id"),
+                {"at": shifted if not database_url.startswith("sqlite") else shifted.isoformat(), "id": plan},
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_silence_for_90_days_is_lost_and_a_second_complaint_is_a_double_deviation(
+    customers: httpx.Client, complaints: httpx.Client, complaint_api: RunningService
+) -> None:
+    if complaint_api.database_url is None:
+        pytest.skip("moving time needs complaint-api's database")
+    shop = Shop(customers)
+    silent = shop.customer("沉默的顾客", tier="silver")
+    first = _complain(complaints, silent, shop.milk[0], assignee="mgr-e2e", score=3)
+    plan = _plan(complaints, first)
+    await _shift_closing(complaint_api.database_url, plan["id"], days=91)
+    lost = _evaluate(complaints, plan["id"])
+    assert lost["outcome"] == "lost" and lost["evidence"]["repurchase_90d"] is False
+
+    twice = shop.customer("二次投诉")
+    first = _complain(complaints, twice, shop.milk[0], assignee="mgr-e2e", score=1)
+    first_plan = _plan(complaints, first)
+    second = _complain(complaints, twice, shop.yogurt[0], assignee="mgr-e2e", score=None)
+    second_plan = _plan(complaints, second)
+    assert second_plan["double_deviation"] is True and "repeat_complaint" in second_plan["triggers"]
+    again = _evaluate(complaints, first_plan["id"])
+    assert again["outcome"] == "at_risk" and again["evidence"]["repeat_complaint"]["id"] == second["id"]
+
+
+def test_offers_wait_for_recommend_api_and_outcomes_for_customer_api(
+    customer_api: RunningService,
+    recommend_api: RunningService,
+    customers: httpx.Client,
+    recommendations: httpx.Client,
+    tmp_path: Any,
+) -> None:
+    if customer_api.process is None or recommend_api.database_url is None or customer_api.database_url is None:
+        pytest.skip("needs to start and stop services itself")
+    shop = Shop(customers)
+    who = shop.customer("离线期间投诉", tier="gold")
+    shop.history(who)
+    _model(recommendations)
+    later_customer_api, later_recommend_api = free_port(), free_port()
+    peers_down = RunningService("customer-api", f"http://127.0.0.1:{later_customer_api}", customer_api.api_key)
+    offers_down = RunningService("recommend-api", f"http://127.0.0.1:{later_recommend_api}", recommend_api.api_key)
+    complaint_api = start_service(
+        "complaint-api",
+        f"sqlite+aiosqlite:///{tmp_path}/complaints.db",
+        tmp_path,
+        complaint_env(peers_down, offers_down),
+    )
+    started: list[RunningService] = [complaint_api]
+    try:
+        with client_for(complaint_api) as complaints:
+            complaint = _complain(complaints, who, shop.milk[0], assignee="mgr-offline", score=None)
+            made = complaints.post(f"/v1/complaints/{complaint['id']}/recovery", json={"avoid_categories": [DAIRY]})
+            assert made.status_code == 201, made.text
+            plan = made.json()
+            offer = next(a for a in plan["actions"] if a["type"] == "tailored_offer")
+            assert offer["offer_status"] == "pending"
+            time.sleep(1)  # a few sweeps find recommend-api down
+            pending = complaints.get(f"/v1/recovery-plans/{plan['id']}").json()
+            assert next(a for a in pending["actions"] if a["type"] == "tailored_offer")["offer_status"] == "pending"
+            unavailable = complaints.post(f"/v1/recovery-plans/{plan['id']}/evaluate")
+            assert unavailable.status_code == 503
+            assert complaints.get(f"/v1/recovery-plans/{plan['id']}").json()["outcome"] == "pending"
+
+            # recommend-api comes back (a second process on its database, on the port complaint-api uses).
+            started.append(
+                start_service("recommend-api", recommend_api.database_url, tmp_path, port=later_recommend_api)
+            )
+            filled = _offer(complaints, plan, seconds=90)
+            assert filled["offer"] and all(item["category"] != DAIRY for item in filled["offer"])
+
+            order_id = shop.buy_again(who)
+            started.append(start_service("customer-api", customer_api.database_url, tmp_path, port=later_customer_api))
+            # Retried until complaint-api's circuit breaker lets a call through to the revived customer-api.
+            evaluate = f"/v1/recovery-plans/{plan['id']}/evaluate"
+            evaluated = _wait(lambda: (r := complaints.post(evaluate)).status_code == 200 and r, "an evaluation")
+            assert evaluated.json()["outcome"] == "recovered"
+            assert evaluated.json()["evidence"]["first_purchase"]["order_id"] == order_id
+    finally:
+        for service in reversed(started):
+            stop_service(service)
