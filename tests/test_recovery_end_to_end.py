@@ -145,6 +145,9 @@ def test_a_gold_customer_is_recovered_and_the_statistics_show_it(
     assert after.json()["outcome"] == "recovered"
     assert after.json()["evidence"]["first_purchase"]["order_id"] == order_id
     assert after.json()["evidence"]["repurchase_30d"] is True
+    timeline = complaints.get(f"/v1/complaints/{complaint['id']}/timeline", params={"limit": 100}).json()["items"]
+    changed = [e["data"] for e in timeline if e["type"] == "recovery_outcome_changed"]
+    assert changed == [{"plan_id": plan["id"], "from": "pending", "to": "recovered"}]  # the webhook's event
 
     day = dt.timedelta(days=1)
     now = dt.datetime.now(dt.UTC)

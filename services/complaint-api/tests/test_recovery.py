@@ -12,7 +12,9 @@ import httpx
 import pytest
 from conftest import auth
 from test_complaints import step, take
+from test_webhooks import Receiver, drive, subscribe
 
+from complaint_api.recovery.jobs import announce_due_actions
 from complaint_api.recovery.models import FollowUp, RecoveryPlan
 from complaint_api.recovery.service import Facts, decide
 
@@ -136,8 +138,6 @@ async def test_listing_filters_and_bad_input(client: httpx.AsyncClient) -> None:
 
 
 async def test_the_sweep_announces_due_actions(client: httpx.AsyncClient, app: Any) -> None:
-    from complaint_api.recovery.jobs import announce_due_actions
-
     complaint = await take(client, severity="high")
     await close(client, complaint)
     assert await announce_due_actions(app.state.database, dt.datetime.now(dt.UTC)) == 0
@@ -198,3 +198,20 @@ def test_a_later_complaint_puts_the_customer_at_risk() -> None:
     assert outcome == "at_risk" and evidence["double_deviation"] is True
     assert evidence["repeat_complaint"]["number"] == "C20260610-0001"
     assert decide(_plan(complaint_closed_at=None), _facts(12))[0] == "pending"
+
+
+async def test_recovery_events_reach_webhooks(client: httpx.AsyncClient, app: Any) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        await subscribe(client, receiver.url(), ["recovery.plan_created", "recovery.action_due"])
+        complaint = await take(client, severity="high")
+        await close(client, complaint)
+        await announce_due_actions(app.state.database, dt.datetime.now(dt.UTC) + dt.timedelta(days=3))
+        await drive(app, lambda: len(receiver.accepted()) >= 4)
+        got = [r.json for r in receiver.accepted()]
+    finally:
+        await receiver.stop()
+    assert [g["event"] for g in got] == ["recovery.plan_created"] + ["recovery.action_due"] * 3
+    assert got[0]["complaint"]["id"] == complaint["id"] and got[0]["data"]["triggers"] == ["severity"]
+    assert {g["data"]["type"] for g in got[1:]} == {"apology", "callback", "tailored_offer"}
