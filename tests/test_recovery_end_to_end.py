@@ -13,8 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from conftest import RunningService, client_for, complaint_env, free_port, start_service, stop_service
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+
+import complaint_api.models  # noqa: F401  (every table, for the foreign keys)
+from complaint_api.recovery.models import RecoveryPlan
+from crm_kit.db import Database
 
 DAIRY, SNACKS, BAKERY = "乳品", "零食", "烘焙"
 
@@ -169,6 +171,10 @@ def test_a_gold_customer_is_recovered_and_the_statistics_show_it(
     _wait(written, "the contact history in customer-api")
 
 
+def _get(complaints: httpx.Client, plan_id: str) -> dict[str, Any]:
+    return dict(complaints.get(f"/v1/recovery-plans/{plan_id}").json())
+
+
 def _evaluate(complaints: httpx.Client, plan_id: str) -> dict[str, Any]:
     evaluated = complaints.post(f"/v1/recovery-plans/{plan_id}/evaluate")
     assert evaluated.status_code == 200, evaluated.text
@@ -176,25 +182,17 @@ def _evaluate(complaints: httpx.Client, plan_id: str) -> dict[str, Any]:
 
 
 async def _shift_closing(database_url: str, plan_id: str, days: int) -> None:
-    """Move a plan's closing back in time (as if `days` had passed) in complaint-api's database."""
-    engine = create_async_engine(database_url)
-    plan = uuid.UUID(plan_id).hex if database_url.startswith("sqlite") else plan_id
+    """Move a plan's closing and follow-ups back in time (as if `days` had passed) in complaint-api's database."""
+    database = Database(database_url)
     try:
-        async with engine.begin() as connection:
-            closed = (
-                await connection.execute(
-                    text("SELECT complaint_closed_at FROM recovery_plans WHERE id = :id"), {"id": plan}
-                )
-            ).scalar_one()
-            shifted = (closed if isinstance(closed, dt.datetime) else dt.datetime.fromisoformat(closed)) - dt.timedelta(
-                days=days
-            )
-            await connection.execute(
-                text("UPDATE recovery_plans SET complaint_closed_at = :at WHERE id = :id"),
-                {"at": shifted if not database_url.startswith("sqlite") else shifted.isoformat(), "id": plan},
-            )
+        async with database.session_scope() as session:
+            plan = await session.get(RecoveryPlan, uuid.UUID(plan_id))
+            assert plan is not None and plan.complaint_closed_at is not None
+            plan.complaint_closed_at -= dt.timedelta(days=days)
+            for follow_up in plan.follow_ups:
+                follow_up.due_at = plan.complaint_closed_at + dt.timedelta(days=follow_up.offset_days)
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 async def test_silence_for_90_days_is_lost_and_a_second_complaint_is_a_double_deviation(
@@ -207,8 +205,10 @@ async def test_silence_for_90_days_is_lost_and_a_second_complaint_is_a_double_de
     first = _complain(complaints, silent, shop.milk[0], assignee="mgr-e2e", score=3)
     plan = _plan(complaints, first)
     await _shift_closing(complaint_api.database_url, plan["id"], days=91)
-    lost = _evaluate(complaints, plan["id"])
+    # The background pass finds the three follow-ups due and evaluates the plan against customer-api.
+    lost = _wait(lambda: (p := _get(complaints, plan["id"]))["status"] == "closed" and p, "the follow-up pass")
     assert lost["outcome"] == "lost" and lost["evidence"]["repurchase_90d"] is False
+    assert [f["outcome"] for f in lost["follow_ups"]] == ["lost", "lost", "lost"]
 
     twice = shop.customer("二次投诉")
     first = _complain(complaints, twice, shop.milk[0], assignee="mgr-e2e", score=1)

@@ -14,7 +14,7 @@ from conftest import auth
 from test_complaints import step, take
 from test_webhooks import Receiver, drive, subscribe
 
-from complaint_api.recovery.jobs import announce_due_actions
+from complaint_api.recovery.jobs import announce_due_actions, follow_up
 from complaint_api.recovery.models import FollowUp, RecoveryPlan
 from complaint_api.recovery.service import Facts, decide
 
@@ -215,3 +215,18 @@ async def test_recovery_events_reach_webhooks(client: httpx.AsyncClient, app: An
     assert [g["event"] for g in got] == ["recovery.plan_created"] + ["recovery.action_due"] * 3
     assert got[0]["complaint"]["id"] == complaint["id"] and got[0]["data"]["triggers"] == ["severity"]
     assert {g["data"]["type"] for g in got[1:]} == {"apology", "callback", "tailored_offer"}
+
+
+async def test_due_follow_ups_wait_while_customer_api_is_down(client: httpx.AsyncClient, app: Any) -> None:
+    complaint = await take(client, severity="high")
+    await close(client, complaint)
+    plan = await plan_of(client, complaint)
+    assert plan is not None
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
+    assert await follow_up(app.state.database, app.state.customer_api, later) == 0
+    kept = (await client.get(f"/v1/recovery-plans/{plan['id']}")).json()
+    assert kept["outcome"] == "pending" and kept["status"] == "following_up"
+    assert [f["status"] for f in kept["follow_ups"]] == ["pending", "pending", "pending"]
+    async with app.state.database.session_scope(read_only=True) as session:
+        stored = await session.get(RecoveryPlan, uuid.UUID(plan["id"]))
+        assert stored is not None and stored.evaluation_error
