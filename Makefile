@@ -18,7 +18,7 @@ $(STAMP): constraints.txt $(PROJECTS)
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python scripts/run_stack.py
+	$(BIN)/python scripts/run_stack.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
