@@ -17,6 +17,7 @@ from crm_kit.auth import KeyRing
 from crm_kit.db import Database
 from crm_kit.errors import install_error_handlers
 from crm_kit.health import health_router, migration_heads
+from crm_kit.limits import RateLimitMiddleware
 from crm_kit.observability import Metrics, RequestContextMiddleware, configure_logging
 from crm_kit.pagination import CursorCodec
 from crm_kit.settings import ServiceSettings
@@ -72,6 +73,11 @@ def build_app(
     app.state.metrics = Metrics(settings.service_name)
     app.state.migration_heads = migration_heads(alembic_ini)
     install_error_handlers(app)
+    if settings.rate_limit_per_minute > 0:
+        # Added first, so it runs inside the request context: a refused call is logged and counted too.
+        app.add_middleware(
+            RateLimitMiddleware, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+        )
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,

@@ -49,6 +49,10 @@ class ServiceSettings(BaseSettings):
     access_log: bool = Field(True, validation_alias="CRM_ACCESS_LOG")
     db_pool_size: int = Field(10, validation_alias="CRM_DB_POOL_SIZE")
     max_body_bytes: int = Field(32 * 1024 * 1024, validation_alias="CRM_MAX_BODY_BYTES")
+    rate_limit_per_minute: float = Field(
+        0, ge=0, validation_alias="CRM_RATE_LIMIT_PER_MINUTE", description="Requests per key a minute; 0 = no limit"
+    )
+    rate_limit_burst: int = Field(60, ge=1, validation_alias="CRM_RATE_LIMIT_BURST")
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:

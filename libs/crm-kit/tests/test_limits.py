@@ -1,0 +1,58 @@
+"""Per-key rate limits on a real application built by `build_app`, driven over ASGI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import APIRouter
+
+from crm_kit.app import build_app
+from crm_kit.limits import RateLimitMiddleware
+from crm_kit.settings import ServiceSettings
+
+router = APIRouter()
+
+
+@router.get("/v1/ping")
+async def ping() -> dict[str, str]:
+    return {"pong": "ok"}
+
+
+def _client(tmp_path: Path, **limits: object) -> httpx.AsyncClient:
+    """An app with one route and an empty migrations folder (the app reads its migration heads at build)."""
+    (tmp_path / "migrations" / "versions").mkdir(parents=True)
+    (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = %(here)s/migrations\n")
+    settings = ServiceSettings(environment="test", data_dir=tmp_path, access_log=False, **limits)
+    app = build_app(
+        settings, title="t", version="0", description="", routers=[router], alembic_ini=tmp_path / "alembic.ini"
+    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+async def test_a_key_over_its_rate_gets_429_with_retry_after_and_others_are_unaffected(tmp_path: Path) -> None:
+    async with _client(tmp_path, rate_limit_per_minute=60, rate_limit_burst=3) as client:
+        first = {"Authorization": "Bearer key-one"}
+        statuses = [(await client.get("/v1/ping", headers=first)).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        refused = await client.get("/v1/ping", headers=first)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["status"] == 429 and refused.headers["x-request-id"]
+        assert (await client.get("/v1/ping", headers={"Authorization": "Bearer key-two"})).status_code == 200
+        assert [(await client.get("/healthz")).status_code for _ in range(10)] == [200] * 10
+
+
+async def test_no_limit_unless_configured(tmp_path: Path) -> None:
+    async with _client(tmp_path) as client:
+        assert {(await client.get("/v1/ping")).status_code for _ in range(200)} == {200}
+
+
+@pytest.mark.parametrize(("elapsed", "admitted"), [(0.5, False), (1.0, True), (120.0, True)])
+def test_tokens_refill_at_the_configured_rate(elapsed: float, admitted: bool) -> None:
+    limiter = RateLimitMiddleware(lambda *_: None, per_minute=60, burst=2)  # type: ignore[arg-type]
+    assert limiter._admit(b"k", 0.0) == 0 and limiter._admit(b"k", 0.0) == 0
+    assert limiter._admit(b"k", 0.0) == pytest.approx(1.0)  # one token a second
+    assert (limiter._admit(b"k", elapsed) == 0) is admitted
+    assert limiter.buckets[b"k"].tokens <= 2
