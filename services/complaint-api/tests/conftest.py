@@ -22,7 +22,8 @@ UNREACHABLE_CUSTOMER_API = "http://127.0.0.1:9"
 
 
 def _settings(**values: Any) -> Settings:
-    return Settings(customer_api_url=UNREACHABLE_CUSTOMER_API, **values)
+    # Webhook receivers in these tests listen on 127.0.0.1, which production refuses (test_webhooks.py).
+    return Settings(customer_api_url=UNREACHABLE_CUSTOMER_API, webhook_allow_private=True, **values)
 
 
 backend, database_url, settings, app, client = service_fixtures(

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -471,3 +471,53 @@ async def test_an_event_committed_after_a_later_one_is_not_skipped(
     await drive(app, lambda: len(receiver.accepted()) == 3)
     assert [r.json["complaint"]["id"] for r in receiver.accepted()] == [early["id"], late["id"], early["id"]]
     assert receiver.accepted()[2].json["data"]["to_status"] == "answered"
+
+
+@pytest.fixture
+def private_refused(app: Any) -> Iterator[None]:
+    """This service as configured in production: webhooks only to public addresses."""
+    app.state.settings.webhook_allow_private = False
+    yield
+    app.state.settings.webhook_allow_private = True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://[::1]/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+        "http://no-such-host.invalid/hook",
+    ],
+)
+async def test_webhooks_to_internal_addresses_are_refused(
+    client: httpx.AsyncClient, private_refused: None, url: str
+) -> None:
+    response = await client.post("/v1/webhooks", json={"url": url, "events": ALL_EVENTS})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "url"
+
+
+async def test_a_public_address_is_accepted(client: httpx.AsyncClient, private_refused: None) -> None:
+    response = await client.post("/v1/webhooks", json={"url": "https://93.184.216.34/hook", "events": ALL_EVENTS})
+    assert response.status_code == 201, response.text
+
+
+async def test_a_destination_that_turned_internal_is_not_sent_to(
+    client: httpx.AsyncClient, app: Any, receiver: Receiver
+) -> None:
+    webhook = await subscribe(client, receiver.url())
+    await take(client)
+    app.state.settings.webhook_allow_private = False  # as if the name now pointed inside the network
+    try:
+        await deliver_once(app)
+    finally:
+        app.state.settings.webhook_allow_private = True
+    [attempted] = await deliveries(client, webhook)
+    assert attempted["status"] == "pending" and "refused" in attempted["last_error"]
+    assert receiver.attempts() == []

@@ -33,6 +33,9 @@ class Settings(ServiceSettings):
     sweep_seconds: float = Field(15.0, gt=0, description="How often the SLA sweep and snapshot completion run")
     callback_minutes: int = Field(30, ge=1, description="Business minutes within which a callback is due")
     callback_attempts: int = Field(3, ge=1, description="Unanswered calls before a callback is given up")
+    webhook_allow_private: bool = Field(
+        False, description="Let webhooks point at loopback, private or link-local addresses (on-premises receivers)"
+    )
     recommend_api_url: str = Field("http://127.0.0.1:8003", description="Base URL of recommend-api")
     recommend_api_key: str | None = Field(None, description="Key for recommend-api; the dev key in development")
     # Service recovery: when a plan is made by itself, what it holds, and when the outcome is checked.

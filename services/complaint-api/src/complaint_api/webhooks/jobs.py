@@ -18,6 +18,7 @@ import structlog
 from fastapi import FastAPI
 
 from complaint_api.webhooks import service
+from complaint_api.webhooks.destinations import RefusedDestination, check_destination
 from complaint_api.webhooks.service import Claim
 from crm_kit.db import Database, utcnow
 
@@ -40,8 +41,12 @@ def http_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, headers={"User-Agent": USER_AGENT})
 
 
-async def send(http: httpx.AsyncClient, claim: Claim) -> tuple[int | None, str | None]:
+async def send(http: httpx.AsyncClient, claim: Claim, *, allow_private: bool) -> tuple[int | None, str | None]:
     """POST one delivery; returns (status code, error). The answer's body is never read."""
+    try:
+        await check_destination(claim.url, allow_private=allow_private)
+    except RefusedDestination as exc:
+        return None, f"refused: {exc}"
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
@@ -62,9 +67,11 @@ async def send(http: httpx.AsyncClient, claim: Claim) -> tuple[int | None, str |
     return status, None if 200 <= status < 300 else f"answered HTTP {status}"
 
 
-async def _attempt(database: Database, http: httpx.AsyncClient, claim: Claim, gate: asyncio.Semaphore) -> bool:
+async def _attempt(
+    database: Database, http: httpx.AsyncClient, claim: Claim, gate: asyncio.Semaphore, *, allow_private: bool
+) -> bool:
     async with gate:
-        status_code, error = await send(http, claim)
+        status_code, error = await send(http, claim, allow_private=allow_private)
     try:
         async with database.session_scope() as session:
             outcome = await service.record_result(session, claim, status_code=status_code, error=error, now=utcnow())
@@ -98,6 +105,7 @@ async def deliver_once(app: FastAPI) -> int:
             # One webhook's trouble must not hold up the others; it is tried again next pass.
             log.exception("webhook_fan_out_failed", webhook_id=str(webhook_id))
     delivered = 0
+    allow_private: bool = app.state.settings.webhook_allow_private
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
     # A complaint's next delivery becomes eligible when the one before it arrived: keep going in rounds.
     for _ in range(MAX_ROUNDS):
@@ -108,7 +116,8 @@ async def deliver_once(app: FastAPI) -> int:
             claims = await service.claim_due(session, now=utcnow())
         if not claims:
             break
-        results = await asyncio.gather(*(_attempt(database, http, claim, gate) for claim in claims))
+        attempts = (_attempt(database, http, claim, gate, allow_private=allow_private) for claim in claims)
+        results = await asyncio.gather(*attempts)
         delivered += sum(results)
     return delivered
 

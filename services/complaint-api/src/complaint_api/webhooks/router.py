@@ -7,12 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
+from complaint_api.complaints.dependencies import SettingsDep
 from complaint_api.webhooks import service
+from complaint_api.webhooks.destinations import RefusedDestination, check_destination
 from complaint_api.webhooks.models import Webhook
 from complaint_api.webhooks.schemas import DeliveryRead, DeliveryStatus, WebhookCreate, WebhookCreated, WebhookRead
 from crm_kit.auth import Principal, require
 from crm_kit.db import SessionDep
-from crm_kit.errors import problem_responses
+from crm_kit.errors import Unprocessable, problem_responses
 from crm_kit.idempotency import IdempotencyDep
 from crm_kit.pagination import Page, PageParams
 from crm_kit.schemas import model_response
@@ -45,8 +47,17 @@ def _location(webhook: Webhook) -> dict[str, str]:
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create_webhook(
-    data: WebhookCreate, session: SessionDep, idempotency: IdempotencyDep, principal: WebhooksManager
+    data: WebhookCreate,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    principal: WebhooksManager,
+    settings: SettingsDep,
 ) -> Response:
+    try:
+        await check_destination(data.url, allow_private=settings.webhook_allow_private)
+    except RefusedDestination as exc:
+        raise Unprocessable(str(exc), field="url") from exc
+
     async def produce() -> Response:
         webhook, generated = await service.create_webhook(session, data=data, actor=principal.name)
         body = WebhookCreated.model_validate({**WebhookRead.model_validate(webhook).model_dump(), "secret": generated})
