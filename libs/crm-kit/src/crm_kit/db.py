@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, MetaData, Table, event, text
@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.sql.expression import FromClause
+from sqlalchemy.sql.expression import FromClause, Select
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -32,6 +32,7 @@ NAMING_CONVENTION = {
 }
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+SelectT = TypeVar("SelectT", bound=Select[Any])
 
 
 def new_metadata() -> MetaData:
@@ -154,6 +155,14 @@ def upsert(session: AsyncSession, table: Table | FromClause, rows: list[dict[str
     statement = dialect.insert(cast(Table, table)).values(rows)
     columns = [c for c in rows[0] if c not in key]
     return statement.on_conflict_do_update(index_elements=key, set_={c: statement.excluded[c] for c in columns})
+
+
+def skip_locked(session: AsyncSession, query: SelectT) -> SelectT:
+    """Claim the selected rows for this transaction; on PostgreSQL, rows another replica holds are skipped.
+    (SQLite has one writer at a time, so there is nothing to skip.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
 
 
 def lock_key(name: str) -> int:

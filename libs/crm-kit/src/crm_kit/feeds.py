@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, String, Table, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_kit.db import UTCDateTime, insert_ignore, new_metadata, transaction_lock, utcnow
+from crm_kit.db import Database, UTCDateTime, insert_ignore, new_metadata, transaction_lock, utcnow
 from crm_kit.http import PeerClient, PeerUnavailable
 
 
@@ -73,43 +73,47 @@ async def feed_position(session: AsyncSession, feed: str) -> FeedPosition:
 
 
 async def follow_feed(
-    session: AsyncSession, peer: PeerClient, *, feed: str, path: str, apply: ApplyPage, limit: int = 200
+    database: Database, peer: PeerClient, *, feed: str, path: str, apply: ApplyPage, limit: int = 200
 ) -> int | None:
-    """Read the next page of a peer's feed and apply it in this transaction, together with the cursor.
+    """Read the next page of a peer's feed and apply it in one transaction together with the new cursor.
 
-    Returns how many entries were applied (0 when caught up), or None when another replica holds the
-    feed or the peer could not be read (the error is kept on the cursor row). A crash before commit
-    leaves the cursor where it was, so the page is read again: nothing is lost or applied twice.
+    Returns how many entries were applied (0 when caught up), or None when the peer could not be read (the
+    error is kept on the cursor row) or another replica moved the cursor meanwhile. The peer is asked with
+    no transaction open; the page is applied only if the cursor is still where it was read from, so a
+    crash, a slow peer or a second replica neither loses a page nor applies one twice.
     """
-    await session.execute(
-        insert_ignore(session, feed_cursors, {"feed": feed, "cursor": None, "updated_at": utcnow(), "applied": 0})
-    )
-    query = select(feed_cursors.c.cursor, feed_cursors.c.applied).where(feed_cursors.c.feed == feed)
-    if session.get_bind().dialect.name == "postgresql":
-        # One replica follows at a time; the others find the row taken and skip this round.
-        query = query.with_for_update(skip_locked=True)
-    row = (await session.execute(query)).first()
-    if row is None:
-        return None
-    cursor, applied = row
+    async with database.session_scope() as session:
+        row = {"feed": feed, "cursor": None, "updated_at": utcnow(), "applied": 0}
+        await session.execute(insert_ignore(session, feed_cursors, row))
+    async with database.session_scope(read_only=True) as session:
+        query = select(feed_cursors.c.cursor).where(feed_cursors.c.feed == feed)
+        cursor = (await session.execute(query)).scalar_one()
     params: dict[str, Any] = {"limit": limit, **({"after": cursor} if cursor else {})}
     try:
         response = await peer.get(path, params=params)
         if response.status_code != 200:
             raise PeerUnavailable(peer.name, f"{path} answered {response.status_code}")
+        page = response.json()
     except PeerUnavailable as exc:
-        await _update(session, feed, last_error=str(exc)[:500], updated_at=utcnow())
+        async with database.session_scope() as session:
+            await _update(session, feed, last_error=str(exc)[:500], updated_at=utcnow())
         return None
-    page = response.json()
-    items: list[dict[str, Any]] = page["items"]
-    if items:
-        await apply(session, items)
-    now = utcnow()
-    values: dict[str, Any] = {"cursor": page["next_cursor"], "updated_at": now, "last_error": None}
-    values["applied"] = applied + len(items)
-    if not page.get("has_more", bool(items)):
-        values["caught_up_at"] = now
-    await _update(session, feed, **values)
+    async with database.session_scope() as session:
+        query = select(feed_cursors.c.cursor, feed_cursors.c.applied).where(feed_cursors.c.feed == feed)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        now_at, applied = (await session.execute(query)).one()
+        if now_at != cursor:
+            return None  # another replica applied this page meanwhile
+        items: list[dict[str, Any]] = page["items"]
+        if items:
+            await apply(session, items)
+        now = utcnow()
+        values: dict[str, Any] = {"cursor": page["next_cursor"], "updated_at": now, "last_error": None}
+        values["applied"] = applied + len(items)
+        if not page.get("has_more", bool(items)):
+            values["caught_up_at"] = now
+        await _update(session, feed, **values)
     return len(items)
 
 

@@ -1,6 +1,7 @@
 """Background work of complaint-api: the SLA breach sweep, completing customer snapshots taken while
 customer-api was down, service-recovery work, and following customer-api's customer feed. Each pass
-claims its rows (SKIP LOCKED on PostgreSQL), so replicas never double up."""
+claims its rows (SKIP LOCKED on PostgreSQL), so replicas never double up, and no transaction stays open
+while a peer is asked."""
 
 from __future__ import annotations
 
@@ -20,28 +21,33 @@ from complaint_api.feeds.service import follow
 from complaint_api.recovery.jobs import recovery_pass
 from complaint_api.sla.calendar import BusinessCalendar
 from complaint_api.sla.service import flag_breaches
-from crm_kit.db import Database, utcnow
+from crm_kit.db import Database, skip_locked, utcnow
 from crm_kit.http import PeerClient, PeerUnavailable
 
 log = logging.getLogger(__name__)
 
 
 async def complete_snapshots(database: Database, peer: PeerClient, calendar: BusinessCalendar, limit: int = 50) -> int:
-    """Ask customer-api about complaints taken while it was down; stops at the first sign it still is."""
+    """Ask customer-api about complaints taken while it was down; stops at the first sign it still is.
+
+    No transaction is open while customer-api is asked (a slow peer must not hold the database); the answer
+    is applied in a short one, to complaints still pending then (another replica may have been quicker).
+    """
+    async with database.session_scope(read_only=True) as session:
+        query = select(Complaint.id, Complaint.customer_id).where(Complaint.snapshot_status == "pending")
+        pending = (await session.execute(query.order_by(Complaint.created_at).limit(limit))).all()
     done = 0
-    async with database.session_scope() as session:
-        query = (
-            select(Complaint).where(Complaint.snapshot_status == "pending").order_by(Complaint.created_at).limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        for complaint in (await session.execute(query)).scalars():
-            try:
-                snapshot = await fetch_customer(peer, complaint.customer_id)
-            except PeerUnavailable:
-                break
-            await apply_snapshot(session, complaint, snapshot, calendar)
-            done += 1
+    for complaint_id, customer_id in pending:
+        try:
+            snapshot = await fetch_customer(peer, customer_id)
+        except PeerUnavailable:
+            break
+        async with database.session_scope() as session:
+            query = select(Complaint).where(Complaint.id == complaint_id, Complaint.snapshot_status == "pending")
+            complaint = (await session.execute(skip_locked(session, query))).scalar_one_or_none()
+            if complaint is not None:
+                await apply_snapshot(session, complaint, snapshot, calendar)
+                done += 1
     return done
 
 
@@ -56,11 +62,8 @@ async def sweep_once(app: FastAPI) -> None:
     await recovery_pass(
         database, app.state.customer_api, app.state.recommend_api, offer_items=settings.recovery_offer_items
     )
-    while True:  # catch up with the customer feed, a page per transaction
-        async with database.session_scope() as session:
-            applied = await follow(session, app.state.customer_api, app.state.calendar)
-        if applied == 0:
-            break
+    while await follow(database, app.state.customer_api, app.state.calendar):
+        pass  # catch up with the customer feed, a page per transaction
 
 
 @contextlib.asynccontextmanager

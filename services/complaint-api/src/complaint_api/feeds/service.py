@@ -21,7 +21,7 @@ from complaint_api.complaints.service import PRIORITIES, priority_for
 from complaint_api.recovery.models import ContactRecord, FollowUp, RecoveryAction, RecoveryPlan
 from complaint_api.sla import service as sla
 from complaint_api.sla.calendar import BusinessCalendar
-from crm_kit.db import utcnow
+from crm_kit.db import Database, utcnow
 from crm_kit.feeds import follow_feed
 from crm_kit.http import PeerClient
 
@@ -87,11 +87,13 @@ async def apply_events(session: AsyncSession, events: Sequence[dict[str, Any]], 
             await _erased(session, customer_id)
 
 
-async def follow(session: AsyncSession, peer: PeerClient, calendar: BusinessCalendar, *, limit: int = 200) -> int:
+async def follow(database: Database, peer: PeerClient, calendar: BusinessCalendar, *, limit: int = 200) -> int:
     """Apply the next page of the customer feed; returns how many events it applied (0 when caught up)."""
 
     async def apply(session: AsyncSession, events: list[dict[str, Any]]) -> None:
         await apply_events(session, events, calendar)
 
-    applied = await follow_feed(session, peer, feed=CUSTOMER_FEED, path="/v1/feeds/customers", apply=apply, limit=limit)
+    applied = await follow_feed(
+        database, peer, feed=CUSTOMER_FEED, path="/v1/feeds/customers", apply=apply, limit=limit
+    )
     return applied or 0

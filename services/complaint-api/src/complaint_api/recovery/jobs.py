@@ -1,8 +1,10 @@
 """Background recovery work, one pass per sweep: tailored offers filled in from recommend-api, due actions
 announced, due follow-ups evaluated against customer-api's purchases, contact-history entries delivered.
 
-Rows are claimed with SKIP LOCKED on PostgreSQL, so replicas share the work without doing any of it twice;
-a peer that is down ends that part of the pass, and the rows wait for the next one.
+Peers are asked outside any transaction (a slow peer must not hold the database), and each answer is
+applied in a short transaction to the row only if it still needs it, claimed with SKIP LOCKED on
+PostgreSQL: replicas share the work without applying any of it twice. A peer that is down ends that part
+of the pass, and the rows wait for the next one.
 """
 
 from __future__ import annotations
@@ -11,25 +13,19 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from complaint_api.clients.customer_api import purchases_between, record_contact
 from complaint_api.recovery import service
 from complaint_api.recovery.models import ContactRecord, FollowUp, RecoveryAction, RecoveryPlan
-from crm_kit.db import Database, utcnow
+from crm_kit.db import Database, skip_locked, utcnow
 from crm_kit.http import PeerClient, PeerUnavailable
 
 log = logging.getLogger(__name__)
 SWEEP_ACTOR = "recovery-sweep"
 BATCH = 20
 MAX_BACKOFF = dt.timedelta(minutes=30)
-
-
-def _claim(session: AsyncSession, query: Select[Any]) -> Select[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
 
 
 async def fetch_offer(peer: PeerClient, plan: RecoveryPlan, limit: int) -> list[dict[str, Any]]:
@@ -45,22 +41,33 @@ async def fetch_offer(peer: PeerClient, plan: RecoveryPlan, limit: int) -> list[
 
 
 async def fill_offers(database: Database, peer: PeerClient, *, limit: int) -> int:
-    filled = 0
-    async with database.session_scope() as session:
+    """Ask recommend-api for the offers still missing; no transaction is open while it is asked."""
+    async with database.session_scope(read_only=True) as session:
         query = (
-            select(RecoveryAction)
+            select(RecoveryAction.id, RecoveryPlan)
+            .join(RecoveryPlan, RecoveryPlan.id == RecoveryAction.plan_id)
             .where(RecoveryAction.type == "tailored_offer", RecoveryAction.offer_status == "pending")
             .order_by(RecoveryAction.plan_id)
             .limit(BATCH)
         )
-        for action in (await session.execute(_claim(session, query))).scalars().all():
-            plan = await session.get(RecoveryPlan, action.plan_id)
-            assert plan is not None
-            try:
-                offer = await fetch_offer(peer, plan, limit)
-            except PeerUnavailable as exc:
+        missing = (await session.execute(query)).all()
+    filled = 0
+    for action_id, plan in missing:
+        try:
+            offer: list[dict[str, Any]] | None = await fetch_offer(peer, plan, limit)
+            error = None
+        except PeerUnavailable as exc:
+            offer, error = None, str(exc)[:500]
+        async with database.session_scope() as session:
+            query = select(RecoveryAction).where(
+                RecoveryAction.id == action_id, RecoveryAction.offer_status == "pending"
+            )
+            action = (await session.execute(skip_locked(session, query))).scalar_one_or_none()
+            if action is None:
+                continue
+            if offer is None:
                 action.offer_attempts += 1
-                action.offer_error = str(exc)[:500]
+                action.offer_error = error
                 break
             action.offer, action.offer_status, action.offer_error = offer, "filled", None
             filled += 1
@@ -73,7 +80,7 @@ async def announce_due_actions(database: Database, now: dt.datetime) -> int:
         query = select(RecoveryAction).where(
             RecoveryAction.status == "pending", RecoveryAction.due_notified.is_(False), RecoveryAction.due_at <= now
         )
-        due = (await session.execute(_claim(session, query.limit(BATCH * 5)))).scalars().all()
+        due = (await session.execute(skip_locked(session, query.limit(BATCH * 5)))).scalars().all()
         for action in due:
             plan = await session.get(RecoveryPlan, action.plan_id)
             assert plan is not None
@@ -88,16 +95,20 @@ async def announce_due_actions(database: Database, now: dt.datetime) -> int:
         return len(due)
 
 
-async def evaluate_plan(session: AsyncSession, peer: PeerClient, plan: RecoveryPlan, *, actor: str) -> bool:
-    """Evaluate one plan now (the caller holds it locked); raises PeerUnavailable without changing anything."""
-    now = utcnow()
-    orders: list[dict[str, Any]] = []
-    if plan.complaint_closed_at is not None:
-        found = await purchases_between(
-            peer, plan.customer_id, plan.complaint_closed_at,
-            min(now, plan.complaint_closed_at + dt.timedelta(days=service.LOST_DAYS)) + dt.timedelta(seconds=1),
-        )  # fmt: skip
-        orders = [o for o in found or [] if o["purchased_at"] and _after(o["purchased_at"], plan.complaint_closed_at)]
+async def orders_after_closing(peer: PeerClient, plan: RecoveryPlan, now: dt.datetime) -> list[dict[str, Any]]:
+    """The customer's orders from closing to 90 days after it (or now); raises PeerUnavailable."""
+    closed = plan.complaint_closed_at
+    if closed is None:
+        return []
+    until = min(now, closed + dt.timedelta(days=service.LOST_DAYS)) + dt.timedelta(seconds=1)
+    found = await purchases_between(peer, plan.customer_id, closed, until)
+    return [o for o in found or [] if dt.datetime.fromisoformat(o["purchased_at"]) > closed]
+
+
+async def apply_evaluation(
+    session: AsyncSession, plan: RecoveryPlan, orders: list[dict[str, Any]], *, actor: str, now: dt.datetime
+) -> bool:
+    """Decide the outcome from the orders and the plan's own facts (the caller holds the plan locked)."""
     follow_up_score, coupon_redeemed = service.local_facts(plan)
     facts = service.Facts(
         as_of=now, orders=orders, repeat_complaint=await service.repeat_complaint(session, plan),
@@ -110,22 +121,29 @@ async def evaluate_plan(session: AsyncSession, peer: PeerClient, plan: RecoveryP
     return changed
 
 
-def _after(purchased_at: str, closed_at: dt.datetime) -> bool:
-    return dt.datetime.fromisoformat(purchased_at) > closed_at
-
-
 async def follow_up(database: Database, peer: PeerClient, now: dt.datetime) -> int:
-    """Evaluate the plans with a follow-up due; stops (and retries next pass) when customer-api is down."""
-    done = 0
-    async with database.session_scope() as session:
-        due = select(FollowUp.plan_id).where(FollowUp.status == "pending", FollowUp.due_at <= now)
+    """Evaluate the plans with a follow-up due; stops (and retries next pass) when customer-api is down.
+    customer-api is asked outside any transaction; the result is applied if the plan is still due then."""
+    due = select(FollowUp.plan_id).where(FollowUp.status == "pending", FollowUp.due_at <= now)
+    async with database.session_scope(read_only=True) as session:
         query = select(RecoveryPlan).where(RecoveryPlan.id.in_(due)).order_by(RecoveryPlan.id).limit(BATCH)
-        for plan in (await session.execute(_claim(session, query))).scalars().all():
-            try:
-                await evaluate_plan(session, peer, plan, actor=SWEEP_ACTOR)
-            except PeerUnavailable as exc:
-                plan.evaluation_error = str(exc)[:500]
-                break
+        plans = (await session.execute(query)).scalars().all()
+    done = 0
+    for seen in plans:
+        try:
+            orders = await orders_after_closing(peer, seen, now)
+        except PeerUnavailable as exc:
+            async with database.session_scope() as session:
+                plan = await session.get(RecoveryPlan, seen.id)
+                if plan is not None:
+                    plan.evaluation_error = str(exc)[:500]
+            break
+        async with database.session_scope() as session:
+            query = select(RecoveryPlan).where(RecoveryPlan.id == seen.id, RecoveryPlan.id.in_(due))
+            plan = (await session.execute(skip_locked(session, query))).scalar_one_or_none()
+            if plan is None or plan.complaint_closed_at != seen.complaint_closed_at:
+                continue  # evaluated by another replica meanwhile, or reopened: the next pass sees it
+            await apply_evaluation(session, plan, orders, actor=SWEEP_ACTOR, now=now)
             done += 1
     return done
 
@@ -135,20 +153,31 @@ def _backoff(attempts: int) -> dt.timedelta:
 
 
 async def send_contacts(database: Database, peer: PeerClient, now: dt.datetime) -> int:
-    sent = 0
-    async with database.session_scope() as session:
+    """Deliver owed contact-history entries; customer-api keeps one per (source, external_id), so an entry
+    sent by two replicas at once is still stored once."""
+    async with database.session_scope(read_only=True) as session:
         query = (
             select(ContactRecord)
             .where(ContactRecord.status == "pending", ContactRecord.next_attempt_at <= now)
             .order_by(ContactRecord.created_at)
             .limit(BATCH * 5)
         )
-        for record in (await session.execute(_claim(session, query))).scalars().all():
-            try:
-                stored = await record_contact(peer, record.customer_id, record.body)
-            except PeerUnavailable as exc:
+        records = (await session.execute(query)).scalars().all()
+    sent = 0
+    for seen in records:
+        try:
+            stored: bool | None = await record_contact(peer, seen.customer_id, seen.body)
+            error = None
+        except PeerUnavailable as exc:
+            stored, error = None, str(exc)[:500]
+        async with database.session_scope() as session:
+            query = select(ContactRecord).where(ContactRecord.id == seen.id, ContactRecord.status == "pending")
+            record = (await session.execute(skip_locked(session, query))).scalar_one_or_none()
+            if record is None:
+                continue
+            if stored is None:
                 record.attempts += 1
-                record.last_error = str(exc)[:500]
+                record.last_error = error
                 record.next_attempt_at = now + _backoff(record.attempts)
                 break
             record.status = "sent" if stored else "dropped"

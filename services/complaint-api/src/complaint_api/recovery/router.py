@@ -11,12 +11,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from complaint_api.complaints.dependencies import Actor, ComplaintsReader, SettingsDep
 from complaint_api.complaints.service import get_complaint
 from complaint_api.recovery import service
-from complaint_api.recovery.jobs import evaluate_plan
+from complaint_api.recovery.jobs import apply_evaluation, orders_after_closing
 from complaint_api.recovery.models import RecoveryPlan
 from complaint_api.recovery.schemas import ActionComplete, FollowUpRecord, PlanCreate, PlanRead
 from crm_kit.concurrency import etag
-from crm_kit.db import SessionDep
-from crm_kit.errors import ServiceUnavailable, problem_responses
+from crm_kit.db import Database, SessionDep, utcnow
+from crm_kit.errors import Conflict, ServiceUnavailable, problem_responses
 from crm_kit.http import PeerUnavailable
 from crm_kit.idempotency import IdempotencyDep
 from crm_kit.pagination import Page, PageParams
@@ -95,6 +95,9 @@ async def list_plans(
     "/v1/recovery-plans/{plan_id}",
     response_model=PlanRead,
     summary="A recovery plan with its actions, follow-ups, outcome and evidence",
+    description="The outcome (`pending`, `recovered`, `at_risk`, `lost`) comes with the evidence it was decided "
+    "on: the first purchase after closing, repurchase within 30 and 90 days, coupon redemption, follow-up scores "
+    "and any repeat complaint.",
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_plan(plan_id: uuid.UUID, session: SessionDep, _: ComplaintsReader) -> Response:
@@ -142,15 +145,23 @@ async def record_follow_up(
     description="From facts: purchases after closing (customer-api), a later complaint, follow-up scores, "
     "coupon redemption → `recovered`, `at_risk`, `lost` or `pending`, with the evidence. 503 when "
     "customer-api cannot be asked: nothing is decided then, and the stored outcome stays.",
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def evaluate(plan_id: uuid.UUID, request: Request, session: SessionDep, actor: Actor) -> Response:
-    plan = await service.get_plan(session, plan_id, for_update=True)
+    # customer-api is asked before this request's transaction begins: no lock is held over the call.
+    database: Database = request.app.state.database
+    async with database.session_scope(read_only=True) as reader:
+        seen = await service.get_plan(reader, plan_id)
+    now = utcnow()
     try:
-        await evaluate_plan(session, request.app.state.customer_api, plan, actor=actor)
+        orders = await orders_after_closing(request.app.state.customer_api, seen, now)
     except PeerUnavailable as exc:
         raise ServiceUnavailable(
             "customer-api cannot be asked for the customer's purchases now; try again later",
             headers={"Retry-After": "30"},
         ) from exc
+    plan = await service.get_plan(session, plan_id, for_update=True)
+    if plan.complaint_closed_at != seen.complaint_closed_at:
+        raise Conflict("the complaint was reopened or closed again meanwhile; evaluate again", status_now=plan.status)
+    await apply_evaluation(session, plan, orders, actor=actor, now=now)
     return _render(plan)

@@ -66,10 +66,27 @@ class ActionComplete(RequestModel):
     coupon_expires_at: AwareDatetime | None = None
     redeemed_at: AwareDatetime | None = Field(None, description="A coupon's redemption (may come after it is done)")
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "note": "50元券已发到会员账户",
+                    "value": "50.00",
+                    "coupon_code": "SORRY-50-8841",
+                    "coupon_expires_at": "2026-12-31T23:59:59+08:00",
+                }
+            ]
+        }
+    }
+
 
 class FollowUpRecord(RequestModel):
     satisfaction: int = Field(ge=1, le=5, description="The customer's score when asked")
     note: Text | None = None
+
+    model_config = {
+        "json_schema_extra": {"examples": [{"satisfaction": 4, "note": "顾客表示问题已解决，会继续来店购物"}]}
+    }
 
 
 class ActionRead(ResponseModel):
@@ -126,3 +143,71 @@ class PlanRead(ResponseModel):
     updated_at: dt.datetime
     actions: list[ActionRead]
     follow_ups: list[FollowUpRead]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0196f6d1-0e1f-7a2b-8c3d-5e6f7a8b9c0d",
+                    "complaint_id": "0196f4b1-2c3d-7e5f-9a01-6b7c8d9e0f12",
+                    "customer_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
+                    "owner_id": "staff-017",
+                    "status": "following_up",
+                    "triggers": ["tier", "severity"],
+                    "category": "returns_refunds",
+                    "severity": "high",
+                    "tier": "gold",
+                    "controllable": True,
+                    "tenure_days": 260,
+                    "prior_complaints_90d": 0,
+                    "double_deviation": False,
+                    "satisfaction_before": 3,
+                    "avoid_skus": ["6901234500012"],
+                    "avoid_categories": ["厨房电器"],
+                    "complaint_closed_at": "2026-11-24T09:00:00Z",
+                    "outcome": "recovered",
+                    "evidence": {
+                        "as_of": "2026-12-02T01:00:00+00:00",
+                        "days_since_close": 7.67,
+                        "first_purchase": {"order_id": "POS-20261130-000311",
+                                           "purchased_at": "2026-11-30T03:20:00+00:00", "total": "156.80"},
+                        "first_purchase_at": "2026-11-30T03:20:00+00:00",
+                        "repurchase_30d": True,
+                        "repurchase_90d": True,
+                        "orders_30d": 1,
+                        "orders_90d": 1,
+                        "coupon_redeemed": True,
+                        "follow_up_satisfaction": 4,
+                        "repeat_complaint": None,
+                        "double_deviation": False,
+                    },
+                    "evaluated_at": "2026-12-02T01:00:00Z",
+                    "first_action_at": "2026-11-24T09:20:00Z",
+                    "version": 5,
+                    "created_at": "2026-11-24T09:00:00Z",
+                    "updated_at": "2026-12-02T01:00:00Z",
+                    "actions": [
+                        {"id": "0196f6d1-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "type": "coupon", "value": "50.00",
+                         "currency": "CNY", "owner_id": "staff-017", "due_at": "2026-11-25T09:00:00Z",
+                         "status": "done", "completed_at": "2026-11-24T09:20:00Z", "note": "50元券已发到会员账户",
+                         "coupon_code": "SORRY-50-8841", "coupon_expires_at": "2026-12-31T15:59:59Z",
+                         "coupon_redeemed_at": "2026-11-30T03:20:00Z", "offer_status": None, "offer": None},
+                        {"id": "0196f6d1-1a2b-7c3d-8e4f-5a6b7c8d9e10", "type": "tailored_offer", "value": None,
+                         "currency": "CNY", "owner_id": "staff-017", "due_at": "2026-11-25T09:00:00Z",
+                         "status": "pending", "completed_at": None, "note": None, "coupon_code": None,
+                         "coupon_expires_at": None, "coupon_redeemed_at": None, "offer_status": "filled",
+                         "offer": [{"sku": "6909876543210", "name": "蒙牛纯牛奶 250ml×24", "category": "乳品",
+                                    "score": 0.82, "reason": "repeat"}]},
+                    ],
+                    "follow_ups": [
+                        {"id": "0196f6d1-2b3c-7d4e-8f5a-6b7c8d9e0f1a", "offset_days": 7,
+                         "due_at": "2026-12-01T09:00:00Z", "status": "done", "done_at": "2026-12-02T01:00:00Z",
+                         "satisfaction": 4, "outcome": "recovered"},
+                        {"id": "0196f6d1-2b3c-7d4e-8f5a-6b7c8d9e0f1b", "offset_days": 30,
+                         "due_at": "2026-12-24T09:00:00Z", "status": "pending", "done_at": None,
+                         "satisfaction": None, "outcome": None},
+                    ],
+                }
+            ]
+        }
+    }  # fmt: skip

@@ -135,8 +135,7 @@ async def sync_once(database: Database, peer: PeerClient, *, page_size: int, max
             if pages >= max_pages:
                 result.more = True
                 return result
-            async with database.session_scope() as session:
-                applied = await follow_feed(session, peer, feed=feed, path=path, apply=apply, limit=page_size)
+            applied = await follow_feed(database, peer, feed=feed, path=path, apply=apply, limit=page_size)
             pages += 1
             if not applied:
                 break

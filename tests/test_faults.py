@@ -1,0 +1,191 @@
+"""Faults with real processes: a service killed in the middle of work, a peer that hangs, two replicas on
+one PostgreSQL database. Afterwards every record is there exactly once and nothing ran twice."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import RunningService, client_for, recommend_env, start_service, stop_service
+
+from crm_kit.testing import temporary_database
+
+
+def _orders(customer_id: str, count: int, tag: str) -> list[dict[str, Any]]:
+    start = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
+    return [
+        {"order_id": f"KILL-{tag}-{i:05d}", "customer_id": customer_id,
+         "purchased_at": (start + dt.timedelta(minutes=i)).isoformat(),
+         "items": [{"sku": f"S{i % 50}", "quantity": "1", "unit_price": "3.50"},
+                   {"sku": f"S{(i * 7) % 50}", "quantity": "2", "unit_price": "1.20"}]}
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def _kill(service: RunningService) -> None:
+    assert service.process is not None
+    service.process.kill()  # SIGKILL: no shutdown, the transaction in flight is cut off
+    service.process.wait()
+
+
+def _kill_and_retry_bulk(url: str, tmp_path: Path) -> None:
+    first = start_service("customer-api", url, tmp_path)
+    with client_for(first) as client:
+        customer = client.post("/v1/customers", json={"name": "批量导入", "phone": "13900001111"}).json()["id"]
+    orders = _orders(customer, 6000, uuid.uuid4().hex[:6])
+    outcome: dict[str, Any] = {}
+
+    def send() -> None:
+        try:
+            with client_for(first) as client:
+                outcome["response"] = client.post("/v1/purchases/bulk", json={"purchases": orders})
+        except httpx.HTTPError as exc:
+            outcome["error"] = exc
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(0.4)  # the import is under way (6,000 orders take well over a second)
+    _kill(first)
+    sender.join()
+    assert "error" in outcome, "the import finished before the kill; nothing was tested"
+    second = start_service("customer-api", url, tmp_path)
+    try:
+        with client_for(second) as client:
+            retried = client.post("/v1/purchases/bulk", json={"purchases": orders}).json()
+            assert retried["created"] + retried["existing"] == len(orders) and retried["rejected"] == 0
+            in_feed = [o["order_id"] for o in _feed(client) if o["customer_id"] == customer]
+            assert sorted(in_feed) == sorted(o["order_id"] for o in orders)  # each order once: none lost or doubled
+    finally:
+        stop_service(second)
+
+
+def _feed(client: httpx.Client) -> list[dict[str, Any]]:
+    """customer-api's whole purchase feed."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 1000}
+    while True:
+        page = client.get("/v1/feeds/purchases", params=params).json()
+        items += page["items"]
+        params["after"] = page["next_cursor"]
+        if not page["has_more"]:
+            return items
+
+
+async def test_a_bulk_import_killed_mid_way_and_retried_stores_every_order_once(tmp_path: Path) -> None:
+    async with temporary_database("postgresql", "fault_customer_api", tmp_path) as url:
+        await asyncio.to_thread(_kill_and_retry_bulk, url, tmp_path)
+
+
+class HangingServer:
+    """Accepts connections and never answers: the worst kind of peer."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.sock.accept()
+                self.held.append(connection)
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self.stopped.set()
+        for connection in self.held:
+            connection.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingServer]:
+    server = HangingServer()
+    yield server
+    server.close()
+
+
+def test_a_hanging_peer_leaves_intake_responsive(hanging: HangingServer, tmp_path: Path) -> None:
+    peer = f"http://127.0.0.1:{hanging.port}"
+    env = {"COMPLAINT_API_CUSTOMER_API_URL": peer, "COMPLAINT_API_RECOMMEND_API_URL": peer,
+           "COMPLAINT_API_SWEEP_SECONDS": "0.3"}  # fmt: skip
+    service = start_service("complaint-api", f"sqlite+aiosqlite:///{tmp_path}/c.db", tmp_path, env)
+    try:
+        with client_for(service) as client:
+            timings = []
+            for i in range(30):
+                body = {"customer_id": str(uuid.uuid4()), "channel": "phone", "category": "delivery",
+                        "severity": "low", "subject": f"送货延误 {i}", "description": "订单还没到。"}  # fmt: skip
+                started = time.perf_counter()
+                taken = client.post("/v1/complaints", json=body)
+                timings.append(time.perf_counter() - started)
+                assert taken.status_code == 201 and taken.json()["snapshot_status"] == "pending"
+            # The lookup gives up after COMPLAINT_API_INTAKE_LOOKUP_SECONDS (0.5 s), and once the breaker
+            # opens it is not even tried: no intake waits on the hanging peer for long.
+            timings.sort()
+            assert timings[-1] < 3.0 and statistics.median(timings) < 1.0, timings
+            assert client.get("/readyz").status_code == 200
+    finally:
+        stop_service(service)
+
+
+def _exercise_replicas(customer_api: RunningService, customers: httpx.Client, url: str, tmp_path: Path) -> None:
+    who = customers.post("/v1/customers", json={"name": "双副本", "phone": "13700002222"}).json()["id"]
+    assert customers.post("/v1/purchases/bulk", json={"purchases": _orders(who, 300, "replica")}).status_code == 200
+    total_orders = len(_feed(customers))
+    env = recommend_env(customer_api, RECOMMEND_API_SYNC_SECONDS="0.1", RECOMMEND_API_SYNC_PAGE_SIZE="50")
+    replicas = [start_service("recommend-api", url, tmp_path, env) for _ in range(2)]
+    clients = [client_for(r) for r in replicas]
+    try:
+
+        def caught_up() -> bool:
+            return all(c.get("/v1/sync/status").json()["purchases"]["applied"] >= total_orders for c in clients)
+
+        deadline = time.monotonic() + 60
+        while not caught_up() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # Both replicas followed the feed at once; each page was applied by one of them only.
+        assert [c.get("/v1/sync/status").json()["purchases"]["applied"] for c in clients] == [total_orders] * 2
+        requested = [c.post("/v1/models", json={"evaluate": False}).json()["version"] for c in clients]
+        assert requested[0] == requested[1]  # the second request found the first build pending
+
+        def served() -> list[int]:
+            return [c.get("/v1/models/current").json().get("version", 0) for c in clients]
+
+        while min(served()) < requested[0] and time.monotonic() < deadline + 60:
+            time.sleep(0.2)
+        assert served() == [requested[0], requested[0]]
+        build = clients[0].get(f"/v1/models/{requested[0]}").json()
+        assert build["status"] == "ready" and build["builder"]
+        mine = [c.get(f"/v1/customers/{who}/recommendations").json() for c in clients]
+        assert mine[0] == mine[1] and mine[0]["personalised"] is True
+    finally:
+        for client in clients:
+            client.close()
+        for replica in replicas:
+            stop_service(replica)
+
+
+async def test_two_replicas_on_one_database_sync_and_build_once_and_serve_the_same_version(
+    customer_api: RunningService, customers: httpx.Client, backend_of: dict[str, str], tmp_path: Path
+) -> None:
+    if backend_of["customer-api"] != "postgresql":
+        pytest.skip("replicas share a PostgreSQL database: the PostgreSQL half of the stack runs this")
+    async with temporary_database("postgresql", "replicas_recommend_api", tmp_path) as url:
+        await asyncio.to_thread(_exercise_replicas, customer_api, customers, url, tmp_path)
