@@ -17,7 +17,11 @@ from typing import Any
 import httpx
 import pytest
 from conftest import RunningService, client_for, recommend_env, start_service, stop_service
+from sqlalchemy import update
 
+import complaint_api.models  # noqa: F401  (every table, for the foreign keys)
+from complaint_api.complaints.models import Complaint
+from crm_kit.db import Database
 from crm_kit.testing import temporary_database
 
 
@@ -189,3 +193,53 @@ async def test_two_replicas_on_one_database_sync_and_build_once_and_serve_the_sa
         pytest.skip("replicas share a PostgreSQL database: the PostgreSQL half of the stack runs this")
     async with temporary_database("postgresql", "replicas_recommend_api", tmp_path) as url:
         await asyncio.to_thread(_exercise_replicas, customer_api, customers, url, tmp_path)
+
+
+async def _make_overdue(database_url: str) -> None:
+    """Every complaint's first response and resolution fall due an hour ago."""
+    database = Database(database_url)
+    hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    try:
+        async with database.session_scope() as session:
+            await session.execute(update(Complaint).values(first_response_due=hour_ago, resolution_due=hour_ago))
+    finally:
+        await database.dispose()
+
+
+def _take_complaints(replicas: list[RunningService], count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        with client_for(replicas[i % len(replicas)]) as client:
+            body = {"customer_id": str(uuid.uuid4()), "channel": "app", "category": "delivery", "severity": "low",
+                    "subject": f"送货延误 {i}", "description": "订单还没到。"}  # fmt: skip
+            ids.append(client.post("/v1/complaints", json=body).json()["id"])
+    return ids
+
+
+def _breaches(replica: RunningService, ids: list[str]) -> list[int]:
+    with client_for(replica) as client:
+        return [
+            sum(e["type"] == "sla_breached" for e in client.get(f"/v1/complaints/{i}/timeline").json()["items"])
+            for i in ids
+        ]
+
+
+def _wait_for_breaches(replica: RunningService, ids: list[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and min(_breaches(replica, ids)) < 2:
+        time.sleep(0.3)
+
+
+async def test_two_complaint_api_replicas_flag_each_breach_once(tmp_path: Path) -> None:
+    peer_down = {"COMPLAINT_API_CUSTOMER_API_URL": "http://127.0.0.1:9", "COMPLAINT_API_SWEEP_SECONDS": "0.1"}
+    async with temporary_database("postgresql", "replicas_complaint_api", tmp_path) as url:
+        replicas = [start_service("complaint-api", url, tmp_path, peer_down) for _ in range(2)]
+        try:
+            ids = await asyncio.to_thread(_take_complaints, replicas, 40)
+            await _make_overdue(url)
+            await asyncio.to_thread(_wait_for_breaches, replicas[0], ids)
+            await asyncio.sleep(1)  # more sweeps by both replicas: still once per target
+            assert await asyncio.to_thread(_breaches, replicas[1], ids) == [2] * len(ids)
+        finally:
+            for replica in replicas:
+                stop_service(replica)
