@@ -10,10 +10,13 @@ import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 
-from crm_kit.auth import KeyRing
+from crm_kit.auth import ADMIN_SCOPE, KeyRing, required_scope
 from crm_kit.db import Database
 from crm_kit.errors import install_error_handlers
 from crm_kit.health import health_router, migration_heads
@@ -30,6 +33,57 @@ def _freeze_startup_objects() -> None:
     otherwise walk it all and pause every request for tens of milliseconds."""
     gc.collect()
     gc.freeze()
+
+
+def _scopes_of(dependant: Dependant) -> list[str]:
+    """The scopes the `require(...)` dependencies anywhere under `dependant` check, in order, once each."""
+    scopes: list[str] = []
+    for dependency in dependant.dependencies:
+        scope = required_scope(dependency.call)
+        found = [scope] if scope else _scopes_of(dependency)
+        scopes.extend(s for s in found if s not in scopes)
+    return scopes
+
+
+def _scope_sentence(scopes: list[str]) -> str:
+    if scopes == [ADMIN_SCOPE]:
+        return f"Requires the scope `{ADMIN_SCOPE}`."
+    if len(scopes) == 1:
+        return f"Requires the scope `{scopes[0]}` (or `{ADMIN_SCOPE}`)."
+    named = " and ".join(f"`{s}`" for s in scopes)
+    return f"Requires the scopes {named} (or `{ADMIN_SCOPE}`)."
+
+
+def document_scopes(app: FastAPI) -> None:
+    """Make `app.openapi()` state each operation's scopes, read from its `require(...)` dependencies.
+
+    Each guarded operation gets `x-required-scopes`, a closing sentence in its description and the bearer
+    security requirement, so the published contract cannot drift from the checks the routes make.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # cached by FastAPI until the routes change; the edits below are idempotent
+        schemes = schema.get("components", {}).get("securitySchemes", {})
+        for route in iter_route_contexts(app.routes):
+            if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+                continue
+            scopes = _scopes_of(route.dependant)
+            operations = schema["paths"].get(route.path_format, {})
+            for method in route.methods or ():
+                operation = operations.get(method.lower())
+                if not scopes or operation is None:
+                    continue
+                operation["x-required-scopes"] = scopes
+                sentence = _scope_sentence(scopes)
+                description = operation.get("description", "").rstrip()
+                if not description.endswith(sentence):
+                    operation["description"] = f"{description}\n\n{sentence}" if description else sentence
+                if "security" not in operation and schemes:
+                    operation["security"] = [{name: []} for name in schemes]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def build_app(
@@ -87,4 +141,5 @@ def build_app(
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)
+    document_scopes(app)
     return app

@@ -67,7 +67,8 @@ async def current_principal(
 def require(scope: str) -> object:
     """A dependency that admits principals holding `scope` (or `admin`); documents the scope.
 
-    One flat dependency over the bearer scheme: each level of nesting costs every request.
+    One flat dependency over the bearer scheme: each level of nesting costs every request. The scope
+    rides on the dependency as `required_scope`, where `build_app` finds it to document each operation.
     """
 
     async def _check(
@@ -79,4 +80,11 @@ def require(scope: str) -> object:
         return principal
 
     _check.__name__ = f"require_{scope.replace(':', '_')}"
+    _check.required_scope = scope  # type: ignore[attr-defined]
     return Depends(_check)
+
+
+def required_scope(dependency: object) -> str | None:
+    """The scope a `require(...)` dependency function checks; None for any other callable."""
+    scope = getattr(dependency, "required_scope", None)
+    return scope if isinstance(scope, str) else None

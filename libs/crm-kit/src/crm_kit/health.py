@@ -35,14 +35,44 @@ async def current_revisions(database: Database) -> set[str]:
 def health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", summary="Liveness: the process answers")
+    @router.get(
+        "/healthz",
+        summary="Liveness: the process answers",
+        description="For the orchestrator's liveness probe: answers while the process runs, without touching the "
+        "database. Public: needs no API key.",
+        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @router.get(
         "/readyz",
         summary="Readiness: database reachable and migrations at head",
-        responses={503: {"description": "Not ready: database unreachable or migrations behind"}},
+        description="For the load balancer's readiness probe: 200 once the database answers and its schema is at "
+        "the migrations' head, 503 otherwise. Public: needs no API key.",
+        responses={
+            200: {
+                "description": "Ready",
+                "content": {
+                    "application/json": {
+                        "example": {"status": "ready", "database": "ok", "migrations": ["7603c38dd3f8"]}
+                    }
+                },
+            },
+            503: {
+                "description": "Not ready: database unreachable or migrations behind",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "status": "migrating",
+                            "database": "ok",
+                            "at": ["22e834a16932"],
+                            "head": ["7603c38dd3f8"],
+                        }
+                    }
+                },
+            },
+        },
     )
     async def readyz(request: Request) -> JSONResponse:
         database: Database = request.app.state.database
@@ -58,7 +88,13 @@ def health_router() -> APIRouter:
             )
         return JSONResponse({"status": "ready", "database": "ok", "migrations": sorted(heads)})
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        description="Request counts and latencies in the Prometheus text format, for scraping. Public: needs no "
+        "API key.",
+        response_class=Response,
+    )
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

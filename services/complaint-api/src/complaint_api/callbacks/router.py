@@ -69,6 +69,8 @@ async def request_callback(
     "",
     response_model=Page[CallbackRead],
     summary="The callback queue: due first at the top",
+    description="The order agents take calls in: `pending` callbacks by due time (a retried one moves back), "
+    "or `completed` ones for review.",
     responses=problem_responses(400, 401, 403, 422),
 )
 async def callback_queue(
@@ -87,6 +89,9 @@ async def callback_queue(
     "/{callback_id}/complete",
     response_model=CallbackRead,
     summary="Record a call: reached, no answer (retried later), or wrong number",
+    description="`no_answer` puts the callback back in the queue, due again after the configured business "
+    "minutes, until the attempts (3 by default) run out; `reached` and `wrong_number` complete it. A completed "
+    "callback is a 409; send `If-Match` against concurrent agents.",
     responses=problem_responses(401, 403, 404, 409, 412, 422),
 )
 async def complete(

@@ -41,6 +41,10 @@ class CallbackComplete(RequestModel):
     outcome: Literal["reached", "no_answer", "wrong_number"]
     note: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
+    model_config = {
+        "json_schema_extra": {"examples": [{"outcome": "reached", "note": "已告知以旧换新补贴标准，顾客周末到店"}]}
+    }
+
 
 class CallbackRead(ResponseModel):
     id: uuid.UUID
@@ -61,3 +65,30 @@ class CallbackRead(ResponseModel):
     completed_at: dt.datetime | None
     version: int
     created_at: dt.datetime
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0196f5c0-9d8e-7f6a-8b5c-4d3e2f1a0b9c",
+                    "customer_id": None,
+                    "name": "陈先生",
+                    "phone": "+8613912345678",
+                    "topic": "咨询家电以旧换新补贴",
+                    "channel": "web",
+                    "complaint_id": None,
+                    "priority": "normal",
+                    "preferred_at": None,
+                    "due_at": "2026-11-23T03:30:00Z",
+                    "status": "pending",
+                    "attempts": 0,
+                    "outcome": None,
+                    "note": None,
+                    "agent": None,
+                    "completed_at": None,
+                    "version": 1,
+                    "created_at": "2026-11-23T03:00:00Z",
+                }
+            ]
+        }
+    }

@@ -96,6 +96,9 @@ async def take_complaint(
     "",
     response_model=Page[ComplaintRead],
     summary="Search complaints (the open list and more)",
+    description="Newest first. Filters combine: `status`, `customer_id`, `assignee_id`, `department`, `category`, "
+    "`priority`, `channel`, `breached` (past a due time); `q` matches the subject, the description or the "
+    "exact complaint number.",
     responses=problem_responses(400, 401, 403, 422),
 )
 async def list_complaints(
@@ -136,6 +139,8 @@ async def list_complaints(
     "/{complaint_id}",
     response_model=ComplaintRead,
     summary="Read a complaint",
+    description="The complaint with its customer snapshot, SLA due times and breaches, knowledge-base "
+    "suggestions and satisfaction. The `ETag` header carries the version for `If-Match`.",
     responses=problem_responses(401, 403, 404, 422),
 )
 async def read_complaint(complaint_id: uuid.UUID, session: SessionDep, _: ComplaintsReader) -> Response:
@@ -174,6 +179,9 @@ async def _step(
     "/{complaint_id}/answer",
     response_model=ComplaintRead,
     summary="Answer on the spot from the manual (step 2: first-contact resolution)",
+    description="For an `open` complaint the agent solves in the first contact: the message goes to the customer "
+    "(public timeline), the complaint becomes `answered` and counts as resolved at first contact. Send "
+    "`If-Match` to guard against a concurrent change; a step not allowed in the current status is a 409.",
     responses=STEP_ERRORS,
 )
 async def answer(
@@ -190,6 +198,8 @@ async def answer(
     "/{complaint_id}/escalate",
     response_model=ComplaintRead,
     summary="Hand to the responsible department and person (step 3)",
+    description="From `open` or `reopened` to `escalated`: the department and the assignee own it from now on; "
+    "the note stays internal. Counts as the first response. A step not allowed in the current status is a 409.",
     responses=STEP_ERRORS,
 )
 async def escalate(
@@ -206,6 +216,8 @@ async def escalate(
     "/{complaint_id}/resolution",
     response_model=ComplaintRead,
     summary="Record the responsible person's result: root cause, resolution, corrective action (step 4)",
+    description="From `escalated` to `resolved`. The root cause feeds the statistics; the corrective action "
+    "(整改) records what changes so it does not happen again. Internal until replied.",
     responses=STEP_ERRORS,
 )
 async def resolution(
@@ -222,6 +234,8 @@ async def resolution(
     "/{complaint_id}/reply",
     response_model=ComplaintRead,
     summary="Tell the customer the result (step 5)",
+    description="From `resolved` to `replied`: the message goes to the customer (public timeline) and the "
+    "complaint counts as solved.",
     responses=STEP_ERRORS,
 )
 async def reply(
@@ -234,6 +248,8 @@ async def reply(
     "/{complaint_id}/close",
     response_model=ComplaintRead,
     summary="Close the complaint number",
+    description="From `answered` or `replied` to `closed`. The closure goes into the customer's contact history, "
+    "schedules the follow-ups of a service-recovery plan, or opens one when a recovery rule matches.",
     responses=STEP_ERRORS,
 )
 async def close(
@@ -259,6 +275,8 @@ async def reopen(
     "/{complaint_id}/cancel",
     response_model=ComplaintRead,
     summary="Cancel a duplicate or invalid complaint",
+    description="From `open` or `escalated` to `cancelled`, with the reason `duplicate` (naming the other "
+    "complaint in `duplicate_of`), `invalid` or `withdrawn`.",
     responses=STEP_ERRORS,
 )
 async def cancel(
@@ -279,6 +297,8 @@ async def cancel(
     "/{complaint_id}/hold",
     response_model=ComplaintRead,
     summary="Wait on the customer: the SLA clocks stop",
+    description="While the complaint waits for the customer (photos, a receipt, a visit), its due times are "
+    "cleared so waiting does not count as a breach. Only an open, running complaint can be held (else 409).",
     responses=problem_responses(401, 403, 404, 409, 412, 422),
 )
 async def hold(
@@ -300,6 +320,8 @@ async def hold(
     "/{complaint_id}/resume",
     response_model=ComplaintRead,
     summary="The customer answered: the SLA clocks run again, due times moved out by the time held",
+    description="Ends a hold: the due times come back, later by the business time spent waiting. A complaint "
+    "that is not on hold is a 409.",
     responses=problem_responses(401, 403, 404, 409, 412, 422),
 )
 async def resume(
@@ -317,6 +339,8 @@ async def resume(
     status_code=201,
     response_model=TimelineEvent,
     summary="Add an internal note or a public message without changing the state",
+    description="`internal` notes are for staff; `public` messages are what the customer was told and show on "
+    "the public timeline. The status and the SLA clocks do not change.",
     responses=problem_responses(401, 403, 404, 422),
 )
 async def add_note(complaint_id: uuid.UUID, body: Note, session: SessionDep, actor: Actor) -> Response:

@@ -103,6 +103,7 @@ async def search(
     "/articles/{article_id}",
     response_model=ArticleRead,
     summary="Read a knowledge-base article",
+    description="Drafts included. The `ETag` header carries the version for `If-Match` on update.",
     responses=problem_responses(401, 403, 404, 422),
 )
 async def read_article(article_id: uuid.UUID, session: SessionDep, _: KbReader) -> Response:

@@ -84,6 +84,27 @@ class ArticleRead(ResponseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0196e0aa-4b5c-7d6e-8f70-8192a3b4c5d6",
+                    "slug": "returns-7-day-no-reason",
+                    "title": "7天无理由退货规则",
+                    "body": "自购买之日起7天内，商品及包装完好、不影响二次销售的，"
+                    "可凭购物小票或电子订单办理无理由退货。",
+                    "category": "returns",
+                    "tags": ["退货", "7天无理由"],
+                    "language": "zh",
+                    "status": "published",
+                    "version": 1,
+                    "created_at": "2026-11-01T01:00:00Z",
+                    "updated_at": "2026-11-01T01:00:00Z",
+                }
+            ]
+        }
+    }
+
 
 class SearchHit(ResponseModel):
     article_id: uuid.UUID
@@ -97,3 +118,23 @@ class SearchHit(ResponseModel):
 class SearchResults(BaseModel):
     query: str
     items: list[SearchHit]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "query": "退貨",
+                    "items": [
+                        {
+                            "article_id": "0196e0aa-4b5c-7d6e-8f70-8192a3b4c5d6",
+                            "slug": "returns-7-day-no-reason",
+                            "title": "7天无理由退货规则",
+                            "category": "returns",
+                            "score": 8.42,
+                            "snippet": "商品及包装完好、不影响二次销售的，可凭购物小票或电子订单办理无理由【退货】。",
+                        }
+                    ],
+                }
+            ]
+        }
+    }

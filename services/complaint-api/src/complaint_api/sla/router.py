@@ -43,8 +43,14 @@ class PoliciesUpdate(RequestModel):
     items: list[PolicyRow] = Field(min_length=1, max_length=4)
 
 
-@router.get("", response_model=Policies, summary="SLA targets per priority, in business minutes",
-            responses=problem_responses(401, 403))  # fmt: skip
+@router.get(
+    "",
+    response_model=Policies,
+    summary="SLA targets per priority, in business minutes",
+    description="How soon a complaint of each priority must get a first response and a resolution, counted in "
+    "business minutes of the service calendar (time on hold does not count).",
+    responses=problem_responses(401, 403),
+)
 async def read_policies(session: SessionDep, _: Annotated[Principal, require("complaints:read")]) -> Policies:
     return Policies(items=[PolicyRow(**row) for row in service.policy_rows(await service.policies(session))])
 
@@ -56,6 +62,17 @@ async def read_policies(session: SessionDep, _: Annotated[Principal, require("co
     description="Priorities not listed keep their targets. New targets apply to complaints taken or re-timed "
     "from now on (a priority change or a hold re-times a complaint).",
     responses=problem_responses(401, 403, 422),
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "items": [{"priority": "urgent", "first_response_minutes": 20, "resolution_minutes": 180}]
+                    }
+                }
+            }
+        }
+    },
 )
 async def put_policies(
     body: PoliciesUpdate, session: SessionDep, _: Annotated[Principal, require("admin")]

@@ -44,13 +44,36 @@ class ComplaintStats(BaseModel):
     groups: list[GroupStats]
 
 
+COMPLAINT_STATS_EXAMPLE = {
+    "start": "2026-10-24T00:00:00Z",
+    "end": "2026-11-23T00:00:00Z",
+    "group_by": "category",
+    "groups": [
+        {
+            "key": "returns_refunds",
+            "volume": 214,
+            "first_contact_resolution_rate": 0.62,
+            "first_response_hours": {"median": 0.4, "p90": 2.1},
+            "resolution_hours": {"median": 6.5, "p90": 30.2},
+            "sla_breach_rate": 0.047,
+            "reopen_rate": 0.019,
+            "satisfaction_average": 4.3,
+            "satisfaction_responses": 151,
+        }
+    ],
+}
+
+
 @router.get(
     "/complaints",
     response_model=ComplaintStats,
     summary="Complaint statistics per category, channel, department, assignee, root cause or priority",
     description="Over complaints taken in [from, to) (default: the last 30 days). Rates leave cancelled complaints "
     "out; times are wall-clock hours, median and p90 by the nearest-rank method.",
-    responses=problem_responses(401, 403, 422),
+    responses={
+        200: {"content": {"application/json": {"example": COMPLAINT_STATS_EXAMPLE}}},
+        **problem_responses(401, 403, 422),
+    },
 )
 async def stats(
     session: SessionDep,
@@ -106,6 +129,33 @@ class RecoveryStats(BaseModel):
     groups: list[RecoveryGroupStats]
 
 
+RECOVERY_STATS_EXAMPLE = {
+    "start": "2026-10-24T00:00:00Z",
+    "end": "2026-11-23T00:00:00Z",
+    "group_by": "tier",
+    "control_available": True,
+    "groups": [
+        {
+            "key": "gold",
+            "plans": 38,
+            "outcomes": {"pending": 6, "recovered": 25, "at_risk": 5, "lost": 2},
+            "recovery_rate": 0.781,
+            "time_to_first_action_hours": 1.8,
+            "repurchase_30d_rate": 0.74,
+            "repurchase_90d_rate": 0.86,
+            "control": {"customers": 4980, "repurchase_30d_rate": 0.69, "repurchase_90d_rate": 0.88},
+            "satisfaction_before_average": 2.4,
+            "satisfaction_before_responses": 30,
+            "satisfaction_after_average": 4.1,
+            "satisfaction_after_responses": 27,
+            "coupon_redemption_rate": 0.64,
+            "recovery_cost": "1900.00",
+            "cost_per_recovered_customer": "76.00",
+        }
+    ],
+}
+
+
 @router.get(
     "/recovery",
     response_model=RecoveryStats,
@@ -122,7 +172,10 @@ class RecoveryStats(BaseModel):
     "(every complainant of the period left out, up to 10,000) — for the group's tier when grouped by tier, else "
     "for the tier the group's plans share, or every tier when they are mixed; null, with `control_available` "
     "false, when customer-api cannot answer.",
-    responses=problem_responses(401, 403, 422),
+    responses={
+        200: {"content": {"application/json": {"example": RECOVERY_STATS_EXAMPLE}}},
+        **problem_responses(401, 403, 422),
+    },
 )
 async def recovery(
     request: Request,

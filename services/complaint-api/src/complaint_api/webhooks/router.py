@@ -70,6 +70,7 @@ async def create_webhook(
     "",
     response_model=Page[WebhookRead],
     summary="List webhooks (newest first; secrets are never shown)",
+    description="Every subscription with its URL and event types; the signing secret was shown once, at creation.",
     responses=problem_responses(400, 401, 403, 422),
 )
 async def list_webhooks(session: SessionDep, _: WebhooksManager, page: Annotated[PageParams, Depends()]) -> Response:
@@ -82,6 +83,7 @@ async def list_webhooks(session: SessionDep, _: WebhooksManager, page: Annotated
     "/{webhook_id}",
     response_model=WebhookRead,
     summary="Read a webhook",
+    description="The subscription's URL, event types and who created it; never the secret.",
     responses=problem_responses(401, 403, 404, 422),
 )
 async def read_webhook(webhook_id: uuid.UUID, session: SessionDep, _: WebhooksManager) -> Response:

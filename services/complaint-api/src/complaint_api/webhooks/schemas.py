@@ -62,11 +62,40 @@ class WebhookRead(ResponseModel):
     created_by: str
     created_at: dt.datetime
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0196f7e2-3c4d-7e5f-8a6b-7c8d9e0f1a2b",
+                    "url": "https://crm-bridge.example.com/hooks/complaints",
+                    "events": ["complaint.created", "complaint.status_changed"],
+                    "created_by": "dev",
+                    "created_at": "2026-11-23T01:00:00Z",
+                }
+            ]
+        }
+    }
+
 
 class WebhookCreated(WebhookRead):
     secret: str | None = Field(
         description="The generated signing secret, shown only in this response; null when you chose your own"
     )
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0196f7e2-3c4d-7e5f-8a6b-7c8d9e0f1a2b",
+                    "url": "https://crm-bridge.example.com/hooks/complaints",
+                    "events": ["complaint.created", "complaint.status_changed"],
+                    "created_by": "dev",
+                    "created_at": "2026-11-23T01:00:00Z",
+                    "secret": "whsec_kq2V7w8Zk1Yb0Xc9Vd4Ue6Tf5Sg2Rh1QpL3mN8oJ4iH",
+                }
+            ]
+        }
+    }
 
 
 class DeliveryRead(ResponseModel):
@@ -82,3 +111,24 @@ class DeliveryRead(ResponseModel):
     last_attempt_at: dt.datetime | None
     delivered_at: dt.datetime | None
     created_at: dt.datetime
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0196f7e3-4d5e-7f6a-8b7c-8d9e0f1a2b3c",
+                    "event_id": 5123,
+                    "event": "complaint.status_changed",
+                    "complaint_id": "0196f4b1-2c3d-7e5f-9a01-6b7c8d9e0f12",
+                    "status": "pending",
+                    "attempts": 2,
+                    "last_status_code": 503,
+                    "last_error": "answered HTTP 503",
+                    "next_attempt_at": "2026-11-23T02:43:40Z",
+                    "last_attempt_at": "2026-11-23T02:42:40Z",
+                    "delivered_at": None,
+                    "created_at": "2026-11-23T02:41:10Z",
+                }
+            ]
+        }
+    }

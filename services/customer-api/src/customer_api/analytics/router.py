@@ -128,6 +128,8 @@ async def refresh(
     "/v1/analytics/jobs/{job_id}",
     response_model=JobRead,
     summary="A refresh job: status, progress, result counts",
+    description="Poll the job `POST /v1/analytics/refresh` returned (its `Location`) until `status` is "
+    "`succeeded` or `failed`; `stats` then counts the customers profiled, valued and moved between tiers.",
     responses=problem_responses(401, 403, 404, 422),
 )
 async def read_job(job_id: uuid.UUID, session: SessionDep, _: AnalyticsReader) -> Response:
@@ -141,6 +143,8 @@ async def read_job(job_id: uuid.UUID, session: SessionDep, _: AnalyticsReader) -
     "/v1/analytics/segments",
     response_model=SegmentsRead,
     summary="Customers and value per RFM segment and per tier",
+    description="From the latest refresh: how many customers each RFM segment and each tier holds, what they "
+    "spent (established value), what they are expected to spend (predicted value) and the value at risk.",
     responses=problem_responses(401, 403),
 )
 async def segments(session: SessionDep, _: AnalyticsReader) -> Response:
@@ -204,6 +208,9 @@ def _risk_item(row: tuple[CustomerValue, Customer]) -> ChurnRiskItem:
     "/v1/analytics/clv-model",
     response_model=ClvModelRead,
     summary="The fitted CLV model: parameters with their time unit, fit date, holdout check",
+    description="The BG/NBD and Gamma-Gamma parameters the latest refresh fitted, so analysts can judge and "
+    "reproduce the predictions; the holdout compares predicted with actual repeat purchases. 404 before the "
+    "first refresh.",
     responses=problem_responses(401, 403, 404),
 )
 async def clv_model(session: SessionDep, _: AnalyticsReader) -> Response:

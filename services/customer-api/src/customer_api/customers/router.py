@@ -36,6 +36,61 @@ feed_router = APIRouter(prefix="/v1/feeds", tags=["feeds"])
 
 Region = Annotated[str, Depends(region)]
 MOVED = {308: {"description": "Merged into another profile; `Location` names it", "model": MergedTombstone}}
+EXPORT_EXAMPLE = {
+    "exported_at": "2026-11-23T08:30:00+00:00",
+    "profile": {
+        "id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
+        "type": "individual",
+        "status": "active",
+        "name": "王芳",
+        "phone": "+8613812345678",
+        "email": "wang.fang@example.com",
+        "gender": "female",
+        "birthday": "1988-05-20",
+        "address": {"province": "上海市", "city": "上海市", "district": "静安区", "street": "南京西路1266号"},
+        "card_number": "VIP20260001",
+        "tags": ["母婴", "高频"],
+        "attributes": {},
+        "owner_id": "staff-017",
+        "credit_rating": "AA",
+        "tier": "gold",
+        "tier_locked": False,
+        "segment": "Champions",
+        "consents": {"marketing": {"status": "granted", "updated_at": "2026-03-08T06:12:45Z", "source": "app"}},
+        "restricted": False,
+        "pii_masked": False,
+        "version": 3,
+        "created_at": "2026-03-08T06:12:45Z",
+        "updated_at": "2026-11-01T02:30:00Z",
+    },
+    "purchases": [
+        {
+            "order_id": "POS-20261123-000123",
+            "customer_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
+            "purchased_at": "2026-11-23T02:15:00Z",
+            "channel": "store",
+            "store_id": "SH-JA-001",
+            "currency": "CNY",
+            "total": "89.90",
+            "items": [
+                {"line_no": 1, "sku": "6901234567890", "name": "金龙鱼花生油 5L", "category": "粮油",
+                 "quantity": "1", "unit_price": "89.90", "amount": "89.90"}
+            ],
+            "created_at": "2026-11-23T02:15:04Z",
+        }
+    ],
+    "interactions": [
+        {"id": "0196f3a8-1c2d-7e4f-8a90-5b6c7d8e9f01", "customer_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
+         "kind": "visit", "occurred_at": "2026-11-23T02:10:00Z", "channel": "store", "direction": "inbound",
+         "subject": "到店咨询会员积分", "note": None, "score": None, "staff_id": "sh-ja-003", "source": None,
+         "external_id": None, "created_at": "2026-11-23T02:12:30Z"}
+    ],
+    "events": [
+        {"sequence": 1802, "customer_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42", "type": "created",
+         "occurred_at": "2026-03-08T06:12:45Z",
+         "data": {"type": "individual", "owner_id": "staff-017", "consents": {"marketing": "granted"}}}
+    ],
+}  # fmt: skip
 
 
 def _render(customer: Any, principal: Principal, *, status_code: int = 200, location: bool = False) -> Response:
@@ -158,7 +213,14 @@ async def erase_customer(
     "/{customer_id}/export",
     summary="Export everything held about a person (PIPL)",
     description="Profile, consents, purchases with lines, contact history and change events, as one JSON document.",
-    responses={**problem_responses(401, 403, 404, 410, 422), **MOVED},
+    responses={
+        200: {
+            "description": "Everything held about the person",
+            "content": {"application/json": {"example": EXPORT_EXAMPLE}},
+        },
+        **problem_responses(401, 403, 404, 410, 422),
+        **MOVED,
+    },
 )
 async def export(
     customer_id: uuid.UUID, session: SessionDep, _: Annotated[Principal, require("customers:pii")]

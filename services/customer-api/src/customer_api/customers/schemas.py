@@ -159,9 +159,45 @@ class CustomerRead(ResponseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
+                    "type": "individual",
+                    "status": "active",
+                    "name": "王芳",
+                    "phone": "+86138****5678",
+                    "email": "w***@example.com",
+                    "gender": "female",
+                    "birthday": None,
+                    "address": {"province": "上海市", "city": "上海市"},
+                    "card_number": "VIP20260001",
+                    "tags": ["母婴", "高频"],
+                    "attributes": {"preferred_store": "SH-JA-001"},
+                    "owner_id": "staff-017",
+                    "credit_rating": "AA",
+                    "tier": "gold",
+                    "tier_locked": False,
+                    "segment": "Champions",
+                    "consents": {
+                        "marketing": {"status": "granted", "updated_at": "2026-11-01T02:30:00Z", "source": "app"}
+                    },
+                    "restricted": False,
+                    "pii_masked": True,
+                    "version": 3,
+                    "created_at": "2026-03-08T06:12:45Z",
+                    "updated_at": "2026-11-01T02:30:00Z",
+                }
+            ]
+        }
+    }
+
 
 class MergeRequest(RequestModel):
     target_id: uuid.UUID = Field(description="The profile that survives; this one becomes a tombstone")
+
+    model_config = {"json_schema_extra": {"examples": [{"target_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42"}]}}
 
 
 class MergedTombstone(BaseModel):
@@ -178,9 +214,13 @@ class ReassignRequest(RequestModel):
 
 
 class ReassignResult(BaseModel):
-    moved: int
+    moved: int = Field(description="Customers whose account manager changed")
     from_owner_id: str
     to_owner_id: str
+
+    model_config = {
+        "json_schema_extra": {"examples": [{"moved": 128, "from_owner_id": "staff-017", "to_owner_id": "staff-023"}]}
+    }
 
 
 class CustomerEventRead(ResponseModel):
@@ -189,6 +229,20 @@ class CustomerEventRead(ResponseModel):
     type: str
     occurred_at: dt.datetime
     data: dict[str, Any]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "sequence": 4211,
+                    "customer_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
+                    "type": "tier_changed",
+                    "occurred_at": "2026-11-02T16:00:03Z",
+                    "data": {"from": "silver", "to": "gold", "source": "refresh"},
+                }
+            ]
+        }
+    }
 
 
 class FeedPage(BaseModel):

@@ -53,6 +53,8 @@ async def record_interaction(
     "",
     response_model=Page[InteractionRead],
     summary="The customer's contact timeline, newest first",
+    description="Every visit, call, email, complaint, survey, note and callback recorded for the customer; "
+    "`kind` keeps one kind.",
     responses=problem_responses(400, 401, 403, 404, 410, 422),
 )
 async def list_interactions(

@@ -68,3 +68,25 @@ class InteractionRead(ResponseModel):
     source: str | None
     external_id: str | None
     created_at: dt.datetime
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0196f3a8-1c2d-7e4f-8a90-5b6c7d8e9f01",
+                    "customer_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
+                    "kind": "call",
+                    "occurred_at": "2026-11-23T06:40:00Z",
+                    "channel": "phone",
+                    "direction": "outbound",
+                    "subject": "回访：退货处理满意度",
+                    "note": "顾客对退款速度满意，建议增加自提点",
+                    "score": None,
+                    "staff_id": "cs-008",
+                    "source": None,
+                    "external_id": None,
+                    "created_at": "2026-11-23T06:41:12Z",
+                }
+            ]
+        }
+    }

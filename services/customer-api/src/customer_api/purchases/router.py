@@ -66,7 +66,9 @@ async def import_purchases(request: Request, body: BulkPurchases, session: Sessi
     "/v1/purchases/{order_id}",
     response_model=PurchaseRead,
     summary="Read one order",
-    responses=problem_responses(401, 403, 404),
+    description="The order as stored, by the order system's `order_id`, with its line items and total. "
+    "An order of a merged customer names the surviving profile.",
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def read_purchase(
     order_id: Annotated[str, Path(max_length=64)], session: SessionDep, _: PurchasesReader

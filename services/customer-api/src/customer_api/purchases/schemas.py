@@ -36,6 +36,34 @@ EXAMPLE_ORDER = {
 }
 
 
+EXAMPLE_PURCHASE = {
+    **EXAMPLE_ORDER,
+    "purchased_at": "2026-11-23T02:15:00Z",
+    "total": "208.90",
+    "items": [
+        {
+            "line_no": 1,
+            "sku": "6901234567890",
+            "name": "金龙鱼花生油 5L",
+            "category": "粮油",
+            "quantity": "1",
+            "unit_price": "89.90",
+            "amount": "89.90",
+        },
+        {
+            "line_no": 2,
+            "sku": "6909876543210",
+            "name": "蒙牛纯牛奶 250ml×24",
+            "category": "乳品",
+            "quantity": "2",
+            "unit_price": "59.50",
+            "amount": "119.00",
+        },
+    ],
+    "created_at": "2026-11-23T02:15:04Z",
+}
+
+
 class LineItem(RequestModel):
     sku: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     name: Annotated[str, StringConstraints(max_length=200)] | None = None
@@ -97,9 +125,13 @@ class PurchaseRead(ResponseModel):
     items: list[LineRead] = Field(validation_alias="lines")
     created_at: dt.datetime
 
+    model_config = {"json_schema_extra": {"examples": [EXAMPLE_PURCHASE]}}
+
 
 class PurchaseFeedItem(PurchaseRead):
     sequence: int = Field(validation_alias="id")
+
+    model_config = {"json_schema_extra": {"examples": [{**EXAMPLE_PURCHASE, "sequence": 90817}]}}
 
 
 class BulkRowResult(BaseModel):
@@ -115,3 +147,25 @@ class BulkResult(BaseModel):
     existing: int
     rejected: int
     results: list[BulkRowResult]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "created": 1,
+                    "existing": 1,
+                    "rejected": 1,
+                    "results": [
+                        {"index": 0, "order_id": "POS-20261123-000123", "status": "created"},
+                        {"index": 1, "order_id": "POS-20261123-000124", "status": "existing"},
+                        {
+                            "index": 2,
+                            "order_id": "POS-20261123-000125",
+                            "status": "invalid",
+                            "errors": [{"field": "items.0.quantity", "message": "Input should be greater than 0"}],
+                        },
+                    ],
+                }
+            ]
+        }
+    }

@@ -52,6 +52,60 @@ class CurrentModelRead(BaseModel):
     evaluation: dict[str, Any] | None
 
 
+PARAMS_EXAMPLE = {
+    "basket_decay": 0.9, "personal_weight": 0.7, "neighbour_weight": 0.7, "neighbours": 50, "neighbour_items": 20,
+    "history_items": 10, "neighbour_pool": 2000, "explore_every": 0, "candidates": 50, "related_per_item": 30,
+    "min_pair_count": 2, "popularity_half_life_days": 30.0, "rule_min_support": 0.001, "rule_min_confidence": 0.05,
+    "rule_max_len": 3, "max_rules": 100000,
+}  # fmt: skip
+SIZES_EXAMPLE = {
+    "customers": 23570, "items": 8912, "categories": 21, "baskets": 412880, "lines": 3981204, "pairs": 1320455,
+    "rules": 48210, "candidates": 1178500,
+}  # fmt: skip
+EVALUATION_EXAMPLE = {
+    name: {"recall": recall, "ndcg": ndcg, "recall_repeat": repeat, "recall_explore": explore, "users": 23570,
+           "hit_rate": hit, "repeat_ratio": 0.61, "users_repeat": 19840, "users_explore": 21310, "k": 10}
+    for name, recall, ndcg, repeat, explore, hit in [
+        ("model", 0.384, 0.402, 0.552, 0.031, 0.871),
+        ("popularity", 0.121, 0.133, 0.118, 0.042, 0.538),
+        ("top_frequency", 0.356, 0.381, 0.533, 0.0, 0.852),
+    ]
+}  # fmt: skip
+MODEL_VERSION_EXAMPLE = {
+    "version": 8,
+    "status": "ready",
+    "reason": "requested",
+    "requested_at": "2026-11-23T01:00:00Z",
+    "started_at": "2026-11-23T01:00:02Z",
+    "finished_at": "2026-11-23T01:01:15Z",
+    "builder": "recommend-api-7f9c:4121",
+    "data_until": "2026-11-23T00:58:41Z",
+    "build_seconds": 72.48,
+    "params": PARAMS_EXAMPLE,
+    "sizes": SIZES_EXAMPLE,
+    "evaluation": EVALUATION_EXAMPLE,
+    "error": None,
+}
+QUEUED_EXAMPLE = {
+    **MODEL_VERSION_EXAMPLE,
+    "version": 9,
+    "status": "queued",
+    "requested_at": "2026-11-23T08:00:00Z",
+    **dict.fromkeys(
+        ["started_at", "finished_at", "builder", "data_until", "build_seconds", "params", "sizes", "evaluation"]
+    ),
+}
+CURRENT_EXAMPLE = {
+    "version": 8,
+    "built_at": "2026-11-23T01:01:15Z",
+    "data_until": "2026-11-23T00:58:41Z",
+    "build_seconds": 72.48,
+    "params": PARAMS_EXAMPLE,
+    "sizes": SIZES_EXAMPLE,
+    "evaluation": EVALUATION_EXAMPLE,
+}
+
+
 def _render(version: ModelVersion, status_code: int = 200) -> Response:
     headers = {"Location": f"/v1/models/{version.version}"}
     return model_response(ModelVersionRead.model_validate(version), status_code=status_code, headers=headers)
@@ -64,7 +118,11 @@ def _render(version: ModelVersion, status_code: int = 200) -> Response:
     summary="Build a new model",
     description="Queues a build from the synced purchases and answers 202 at once; `Location` is the build to "
     "poll. While a build is queued or running, that build is returned instead of queueing another.",
-    responses=problem_responses(401, 403, 422),
+    responses={
+        202: {"content": {"application/json": {"example": QUEUED_EXAMPLE}}},
+        **problem_responses(401, 403, 422),
+    },
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": {"evaluate": True}}}}},
 )
 async def build_model(
     request: Request,
@@ -90,7 +148,10 @@ async def build_model(
     summary="The model being served",
     description="Version, build time, sizes and evaluation of the model this replica serves. Every replica "
     "serves the newest built version within a few seconds of its build.",
-    responses=problem_responses(401, 403, 503),
+    responses={
+        200: {"content": {"application/json": {"example": CURRENT_EXAMPLE}}},
+        **problem_responses(401, 403, 503),
+    },
 )
 async def current_model(request: Request, _: Annotated[Principal, require("recommendations:read")]) -> Response:
     current: CurrentModel | None = request.app.state.current
@@ -109,7 +170,12 @@ async def current_model(request: Request, _: Annotated[Principal, require("recom
     "/{version}",
     response_model=ModelVersionRead,
     summary="A model version and its build",
-    responses=problem_responses(401, 403, 404, 422),
+    description="Poll a build `POST /v1/models` queued: `status` goes queued → building → ready (or failed, with "
+    "`error`). A ready version carries its parameters, sizes and evaluation against two baselines.",
+    responses={
+        200: {"content": {"application/json": {"example": MODEL_VERSION_EXAMPLE}}},
+        **problem_responses(401, 403, 404, 422),
+    },
 )
 async def get_version(
     version: int, session: SessionDep, _: Annotated[Principal, require("recommendations:read")]

@@ -55,6 +55,17 @@ class Recommendations(BaseModel):
     }  # fmt: skip
 
 
+EXAMPLE_ASSOCIATION = {
+    "antecedent": ["6909876543210"],
+    "consequent": "6901234567001",
+    "consequent_name": "桂格燕麦片 1kg",
+    "count": 1840,
+    "support": 0.0045,
+    "confidence": 0.21,
+    "lift": 3.4,
+}
+
+
 class Association(BaseModel):
     antecedent: list[str] = Field(description="Items in the basket")
     consequent: str = Field(description="The item they lead to")
@@ -64,12 +75,27 @@ class Association(BaseModel):
     confidence: float = Field(description="Of the baskets with the antecedent, the share that also had the consequent")
     lift: float = Field(description="Confidence over the consequent's own share of baskets; > 1 means they attract")
 
+    model_config = {"json_schema_extra": {"examples": [EXAMPLE_ASSOCIATION]}}
+
 
 class Related(BaseModel):
     sku: str
     name: str | None
     model_version: int
     items: list[Association]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "sku": "6909876543210",
+                    "name": "蒙牛纯牛奶 250ml×24",
+                    "model_version": 7,
+                    "items": [EXAMPLE_ASSOCIATION],
+                }
+            ]
+        }
+    }
 
 
 class BasketCompletion(RequestModel):
@@ -88,3 +114,20 @@ class Popular(BaseModel):
     category: str | None
     model_version: int
     items: list[Suggestion]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "category": "乳品",
+                    "model_version": 7,
+                    "items": [
+                        {"sku": "6909876543210", "name": "蒙牛纯牛奶 250ml×24", "category": "乳品", "score": 412.6,
+                         "reason": "popular", "times_bought": None, "last_bought_at": None, "because": []},
+                        {"sku": "6907992500133", "name": "伊利安慕希酸奶 205g×12", "category": "乳品", "score": 388.1,
+                         "reason": "popular", "times_bought": None, "last_bought_at": None, "because": []},
+                    ],
+                }
+            ]
+        }
+    }  # fmt: skip

@@ -51,6 +51,30 @@ class SyncRunRead(SyncStatusRead):
     more: bool = Field(description="True when this call stopped with entries still waiting; call again")
 
 
+STATUS_EXAMPLE = {
+    "purchases": {
+        "feed": "customer-api:purchases",
+        "cursor": "eyJwIjo5MDgxN30.Xk2v",
+        "applied": 90817,
+        "caught_up_at": "2026-11-23T08:00:01Z",
+        "lag_seconds": 4.2,
+        "last_error": None,
+        "updated_at": "2026-11-23T08:00:01Z",
+    },
+    "customers": {
+        "feed": "customer-api:customers",
+        "cursor": "eyJwIjo0MjExfQ.b7Qe",
+        "applied": 4211,
+        "caught_up_at": "2026-11-23T08:00:01Z",
+        "lag_seconds": 4.2,
+        "last_error": None,
+        "updated_at": "2026-11-23T08:00:01Z",
+    },
+    "lines": 3981204,
+    "customers_with_history": 23570,
+}
+
+
 async def _status(session: AsyncSession) -> SyncStatusRead:
     status = await service.sync_status(session)
     now = utcnow()
@@ -66,7 +90,16 @@ async def _status(session: AsyncSession) -> SyncStatusRead:
     summary="Sync now",
     description="Follow customer-api's customer and purchase feeds now (up to 50 pages per call), instead of "
     "waiting for the schedule. Safe to repeat: lines are keyed by order and line number.",
-    responses=problem_responses(401, 403),
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {**STATUS_EXAMPLE, "orders_applied": 120, "events_applied": 8, "more": False}
+                }
+            }
+        },
+        **problem_responses(401, 403),
+    },
 )
 async def run_sync(request: Request, _: Annotated[Principal, require("recommendations:admin")]) -> Response:
     # No request transaction: the pass commits page by page in its own sessions.
@@ -84,7 +117,7 @@ async def run_sync(request: Request, _: Annotated[Principal, require("recommenda
     response_model=SyncStatusRead,
     summary="Sync status",
     description="Each followed feed's cursor, entries applied, lag since the last catch-up and last error.",
-    responses=problem_responses(401, 403),
+    responses={200: {"content": {"application/json": {"example": STATUS_EXAMPLE}}}, **problem_responses(401, 403)},
 )
 async def sync_status(session: SessionDep, _: Annotated[Principal, require("recommendations:read")]) -> Response:
     return model_response(await _status(session))
