@@ -83,8 +83,8 @@ def _association(current: CurrentModel, a: engine.Association) -> Association:
 async def recommendations(
     customer_id: uuid.UUID,
     request: Request,
-    current: Current,
     _: Reader,
+    current: Current,
     limit: Limit = 10,
     category: Category = None,
     exclude: Annotated[SkuList, Query(description="SKUs not to suggest (repeat the parameter)")] = [],  # noqa: B006
@@ -110,8 +110,8 @@ async def recommendations(
 async def recovery_offers(
     customer_id: uuid.UUID,
     request: Request,
-    current: Current,
     _: Reader,
+    current: Current,
     limit: Limit = 5,
     avoid_sku: Annotated[SkuList, Query(description="SKUs the complaint was about")] = [],  # noqa: B006
     avoid_category: Annotated[
@@ -139,7 +139,7 @@ async def recovery_offers(
     responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def related(
-    sku: Annotated[str, Path(min_length=1, max_length=64)], current: Current, _: Reader, limit: Limit = 10
+    sku: Annotated[str, Path(min_length=1, max_length=64)], _: Reader, current: Current, limit: Limit = 10
 ) -> Response:
     if not current.model.knows_item(sku):
         raise NotFound(f"no purchase of item {sku} is known")
@@ -155,7 +155,7 @@ async def related(
     "history when `customer_id` is given and they may be profiled.",
     responses=problem_responses(401, 403, 422, 503),
 )
-async def complete_basket(data: BasketCompletion, request: Request, current: Current, _: Reader) -> Response:
+async def complete_basket(data: BasketCompletion, request: Request, _: Reader, current: Current) -> Response:
     served, personal = (None, False) if data.customer_id is None else _resolve(request, data.customer_id)
     who = str(served) if served is not None and personal else None
     items = current.model.complete_basket(data.items, data.limit, customer_id=who)
@@ -175,8 +175,8 @@ async def complete_basket(data: BasketCompletion, request: Request, current: Cur
     responses=problem_responses(400, 401, 403, 422, 503),
 )
 async def rules(
-    current: Current,
     _: Reader,
+    current: Current,
     page: Annotated[PageParams, Depends()],
     min_support: Annotated[float, Query(ge=0, le=1)] = 0.001,
     min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.1,
@@ -204,6 +204,6 @@ async def rules(
     description="Best sellers by recent baskets (older purchases count less), overall or in one category.",
     responses=problem_responses(401, 403, 422, 503),
 )
-async def popular(current: Current, _: Reader, limit: Limit = 10, category: Category = None) -> Response:
+async def popular(_: Reader, current: Current, limit: Limit = 10, category: Category = None) -> Response:
     items = _render(current, current.model.popular(limit, category=category))
     return model_response(Popular(category=category, model_version=current.version, items=items))
