@@ -58,7 +58,8 @@ def document_scopes(app: FastAPI) -> None:
     """Make `app.openapi()` state each operation's scopes, read from its `require(...)` dependencies.
 
     Each guarded operation gets `x-required-scopes`, a closing sentence in its description and the bearer
-    security requirement, so the published contract cannot drift from the checks the routes make.
+    security requirement, so the published contract cannot drift from the checks the routes make. An
+    operation with a body also documents the 400 problem a body that is not JSON at all gets.
     """
     generate = app.openapi
 
@@ -72,6 +73,8 @@ def document_scopes(app: FastAPI) -> None:
             operations = schema["paths"].get(route.path_format, {})
             for method in route.methods or ():
                 operation = operations.get(method.lower())
+                if operation is not None and "requestBody" in operation:
+                    _document_malformed_body(operation)
                 if not scopes or operation is None:
                     continue
                 operation["x-required-scopes"] = scopes
@@ -84,6 +87,13 @@ def document_scopes(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_malformed_body(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    if "400" in responses or "422" not in responses:
+        return
+    responses["400"] = {"description": "The body is not valid JSON", "content": responses["422"].get("content", {})}
 
 
 def build_app(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from crm_kit.auth import Principal, require
@@ -178,7 +178,9 @@ async def current_model(request: Request, _: Annotated[Principal, require("recom
     },
 )
 async def get_version(
-    version: int, session: SessionDep, _: Annotated[Principal, require("recommendations:read")]
+    version: Annotated[int, Path(ge=1, le=2**31 - 1, description="The model version")],
+    session: SessionDep,
+    _: Annotated[Principal, require("recommendations:read")],
 ) -> Response:
     row = await session.get(ModelVersion, version)
     if row is None:

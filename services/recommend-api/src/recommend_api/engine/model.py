@@ -111,14 +111,21 @@ def _top_per_row(rows: IntArray, cols: IntArray, scores: FloatArray, n_rows: int
     return np.concatenate(([0], np.cumsum(counts))).astype(np.int64), selected
 
 
-def _best_per_row(rows: IntArray, scores: FloatArray, mask: npt.NDArray[np.bool_], k: int) -> IntArray:
-    """Positions of the ``k`` highest ``scores`` per row among entries where ``mask`` holds (scores in [0, 1])."""
-    idx = np.flatnonzero(mask)
-    order = idx[np.argsort(rows[idx] * 4.0 - scores[idx], kind="stable")]
-    r = rows[order]
+def _best_per_row_and_side(rows: IntArray, scores: FloatArray, side: npt.NDArray[np.bool_], k: int) -> IntArray:
+    """Sorted positions of the ``k`` highest ``scores`` per row among entries where ``side`` holds, and likewise
+    among entries where it does not (scores in [0, 1]; ties: lower position).
+
+    One stable sort by (row, −score) serves both sides: an entry's rank on its side is the number of same-side
+    entries before it in its row, read off running counts.
+    """
+    order = np.argsort(rows * 4.0 - scores, kind="stable")
+    r, s = rows[order], side[order]
     first = np.concatenate(([True], r[1:] != r[:-1])) if len(r) else np.zeros(0, bool)
     start = np.maximum.accumulate(np.where(first, np.arange(len(r)), 0))
-    return np.sort(order[np.arange(len(r)) - start < k])
+    on_side_before: IntArray = np.cumsum(s) - s
+    off_side_before = np.arange(len(r)) - on_side_before
+    rank = np.where(s, on_side_before - on_side_before[start], off_side_before - off_side_before[start])
+    return np.sort(order[rank < k])
 
 
 def _normalise_rows(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -594,7 +601,7 @@ def _candidates(
     pos = np.clip(np.searchsorted(pair_key, key), 0, max(len(pair_key) - 1, 0))
     repeat = pair_key[pos] == key if len(pair_key) else np.zeros(len(key), bool)
     # Only the best ``candidates`` bought and new items of each row can be kept.
-    sel = np.union1d(_best_per_row(rows, vals, repeat, p.candidates), _best_per_row(rows, vals, ~repeat, p.candidates))
+    sel = _best_per_row_and_side(rows, vals, repeat, p.candidates)
     rows, cols, vals, repeat, pos = rows[sel], cols[sel], vals[sel], repeat[sel], pos[sel]
     # Natural order within customer by score; the e-th item new to the customer (0-based) moves forward to slot
     # (e + 1) · explore_every − 1 when it would rank later: sort key = repeat items ranked before it (− 0.5 if new).
