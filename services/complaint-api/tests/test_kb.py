@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 import uuid
 from importlib import resources
 from typing import Any
@@ -457,15 +456,13 @@ def test_rebuild_reuses_the_analysis_of_unchanged_articles() -> None:
     assert second.search("新标题")[0].slug == "a1"
 
 
-def test_building_1000_articles_is_fast() -> None:
+def test_an_index_of_1000_articles_answers_with_a_full_page() -> None:
     seeds = load_seed_articles()
     docs = [
         doc(f"{a.slug}-{i}", f"{a.title}（{i}）", f"{a.body}本条自第{i}号公告起执行。", a.category, tuple(a.tags))
         for i, a in ((i, seeds[i % len(seeds)]) for i in range(1000))
     ]
-    started = time.perf_counter()
+    # How fast this builds is measured in bench/complaint_api_bench.py, not asserted here.
     index = build_index(docs)
-    elapsed = time.perf_counter() - started
-    # About 0.35 s on a developer machine; the bound only catches a regression of the order of magnitude.
-    assert elapsed < 2.0, elapsed
-    assert len(index.search("积分什么时候过期", limit=50)) == 50
+    found = index.search("积分什么时候过期", limit=50)
+    assert len(found) == 50 and len({hit.article_id for hit in found}) == 50
