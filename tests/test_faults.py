@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import socket
 import statistics
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +245,67 @@ async def test_two_complaint_api_replicas_flag_each_breach_once(tmp_path: Path) 
         finally:
             for replica in replicas:
                 stop_service(replica)
+
+
+class SlowReceiver:
+    """A webhook receiver that takes its time answering, so a sender can be killed mid-delivery."""
+
+    def __init__(self, delay: float) -> None:
+        received: list[tuple[str, dict[str, Any]]] = []  # (delivery id, body)
+        self.received = received
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(delay)
+                with lock:
+                    received.append((self.headers["X-CRM-Delivery"], json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def complaints(self) -> set[str]:
+        return {body["complaint"]["id"] for _, body in list(self.received)}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_webhook_delivery_killed_mid_way_delivers_every_event_after_restart(tmp_path: Path) -> None:
+    receiver = SlowReceiver(delay=0.15)
+    env = {"COMPLAINT_API_CUSTOMER_API_URL": "http://127.0.0.1:9", "COMPLAINT_API_WEBHOOK_ALLOW_PRIVATE": "true"}
+    database = f"sqlite+aiosqlite:///{tmp_path}/complaints.db"
+    first = start_service("complaint-api", database, tmp_path, env)
+    try:
+        with client_for(first) as client:
+            hook = {"url": receiver.url, "events": ["complaint.created"], "secret": "fault-test-secret-0001"}
+            assert client.post("/v1/webhooks", json=hook).status_code == 201
+        ids = _take_complaints([first], 30)
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _kill(first)  # deliveries in flight and queued ones are cut off here
+        assert len(receiver.complaints()) < len(ids), "everything arrived before the kill; nothing was tested"
+        second = start_service("complaint-api", database, tmp_path, env)
+        try:
+            deadline = time.monotonic() + 90
+            while receiver.complaints() != set(ids) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert receiver.complaints() == set(ids)  # every event delivered at least once
+            per_delivery: dict[str, set[str]] = {}
+            for delivery_id, body in receiver.received:
+                per_delivery.setdefault(delivery_id, set()).add(body["complaint"]["id"])
+            # A repeat carries the same delivery id, so receivers can drop it.
+            assert len(per_delivery) == len(ids) and all(len(c) == 1 for c in per_delivery.values())
+        finally:
+            stop_service(second)
+    finally:
+        receiver.close()

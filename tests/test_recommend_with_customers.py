@@ -3,6 +3,7 @@ middle of a sync survived with every line exactly once, erasure and merges honou
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 import time
@@ -10,7 +11,6 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 from conftest import RunningService, client_for, recommend_env, start_service, stop_service
 
 from crm_kit.testing import temporary_database
@@ -78,41 +78,51 @@ def _build(recommendations: httpx.Client) -> int:
 
 
 async def test_a_sync_killed_mid_way_resumes_without_losing_or_repeating_a_line(
-    customer_api: RunningService, customers: httpx.Client, backend_of: dict[str, str], tmp_path: Any
+    backend_of: dict[str, str], customer_api: RunningService, tmp_path: Any
 ) -> None:
-    if customer_api.process is None:
-        pytest.skip("needs to start and kill recommend-api itself")
-    total_orders, total_lines = _seed_orders(customers, 1500)
-
-    async with temporary_database(backend_of["customer-api"], "crash_recommend_api", tmp_path) as url:
-        env = recommend_env(customer_api, RECOMMEND_API_SYNC_PAGE_SIZE="7", RECOMMEND_API_SYNC_SECONDS="0.05")
-        first = start_service("recommend-api", url, tmp_path, env)
+    backend = backend_of["customer-api"]
+    async with (
+        temporary_database(backend, "crash_customer_api", tmp_path) as customers_url,
+        temporary_database(backend, "crash_recommend_api", tmp_path) as url,
+    ):
+        # A customer-api of its own, so the feed holds exactly what this test put in it.
+        source = start_service("customer-api", customers_url, tmp_path)
         try:
-            with client_for(first) as client:
-
-                def mid_way() -> bool:
-                    status = client.get("/v1/sync/status").json()["purchases"]
-                    return status["applied"] > 50
-
-                _wait(mid_way, "the sync to be under way")
-                assert client.get("/v1/sync/status").json()["purchases"]["caught_up_at"] is None
+            await asyncio.to_thread(_kill_sync_and_resume, source, url, tmp_path)
         finally:
-            assert first.process is not None
-            first.process.kill()  # SIGKILL: no shutdown, transactions cut off wherever they were
-            first.process.wait()
-        second = start_service("recommend-api", url, tmp_path, recommend_env(customer_api))
-        try:
-            with client_for(second) as client:
+            stop_service(source)
 
-                def caught_up() -> dict[str, Any] | None:
-                    status = client.get("/v1/sync/status").json()
-                    return status if status["purchases"]["applied"] >= total_orders else None
 
-                status = _wait(caught_up, "the sync to catch up")
-                assert status["purchases"]["applied"] == total_orders
-                assert status["lines"] == total_lines
-        finally:
-            stop_service(second)
+def _kill_sync_and_resume(source: RunningService, url: str, tmp_path: Any) -> None:
+    with client_for(source) as customers:
+        total_orders, total_lines = _seed_orders(customers, 1500)
+    env = recommend_env(source, RECOMMEND_API_SYNC_PAGE_SIZE="7", RECOMMEND_API_SYNC_SECONDS="0.05")
+    first = start_service("recommend-api", url, tmp_path, env)
+    try:
+        with client_for(first) as client:
+
+            def mid_way() -> bool:
+                return bool(client.get("/v1/sync/status").json()["purchases"]["applied"] > 50)
+
+            _wait(mid_way, "the sync to be under way")
+            assert client.get("/v1/sync/status").json()["purchases"]["caught_up_at"] is None
+    finally:
+        assert first.process is not None
+        first.process.kill()  # SIGKILL: no shutdown, transactions cut off wherever they were
+        first.process.wait()
+    second = start_service("recommend-api", url, tmp_path, recommend_env(source))
+    try:
+        with client_for(second) as client:
+
+            def caught_up() -> dict[str, Any] | None:
+                status = client.get("/v1/sync/status").json()
+                return status if status["purchases"]["applied"] >= total_orders else None
+
+            status = _wait(caught_up, "the sync to catch up")
+            assert status["purchases"]["applied"] == total_orders
+            assert status["lines"] == total_lines
+    finally:
+        stop_service(second)
 
 
 def test_recommendations_follow_purchases_erasure_and_merges(
