@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
+import shutil
 import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -18,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningService, client_for, recommend_env, start_service, stop_service
+from conftest import RunningService, client_for, free_port, recommend_env, start_service, stop_service
 from sqlalchemy import update
 
 import complaint_api.models  # noqa: F401  (every table, for the foreign keys)
@@ -309,3 +314,88 @@ def test_webhook_delivery_killed_mid_way_delivers_every_event_after_restart(tmp_
             stop_service(second)
     finally:
         receiver.close()
+
+
+class PostgresServer:
+    """A PostgreSQL server of the test's own (initdb in a temporary directory), so it can be restarted
+    without disturbing the other tests' databases."""
+
+    def __init__(self) -> None:
+        self.bin = next(Path("/usr/lib/postgresql").glob("*/bin"), None)
+        if self.bin is None or shutil.which("runuser") is None:
+            pytest.skip("needs PostgreSQL's server binaries and runuser to run a server of its own")
+        # Outside pytest's temporary tree, which the postgres user may not enter.
+        self.directory = Path(tempfile.mkdtemp(prefix="crm-test-pg-"))
+        self.data = self.directory / "pgdata"
+        self.data.mkdir()
+        shutil.chown(self.directory, "postgres")
+        shutil.chown(self.data, "postgres")
+        self.port = free_port()
+        self._as_postgres([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"])
+        self.start()
+
+    def _as_postgres(self, command: list[str]) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)
+
+    def _ctl(self, action: str) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-m", "fast",
+                           "-l", str(self.data / "server.log"), action])  # fmt: skip
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def stop(self) -> None:
+        self._ctl("stop")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+
+def test_a_postgresql_restart_is_survived_without_restarting_the_service(tmp_path: Path) -> None:
+    server = PostgresServer()
+    service: RunningService | None = None
+    try:
+        subprocess.run(
+            [str(Path(sys.executable).parent / "customer-api"), "migrate"],
+            env={**os.environ, "DATABASE_URL": server.url, "CRM_ENV": "test"}, check=True, capture_output=True,
+        )  # fmt: skip
+        service = start_service("customer-api", server.url, tmp_path)
+        created: list[str] = []
+        outage: list[tuple[int, float, str]] = []  # status, seconds, content type of answers during the outage
+        with client_for(service) as client:
+
+            def register(i: int) -> httpx.Response:
+                return client.post("/v1/customers", json={"name": f"重启{i}", "phone": f"1360000{i:04d}"})
+
+            for i in range(20):
+                created.append(register(i).json()["id"])
+            server.stop()
+            for i in range(20, 25):
+                started = time.monotonic()
+                answer = register(i)
+                outage.append((answer.status_code, time.monotonic() - started, answer.headers["content-type"]))
+            server.start()
+            # The service recovers by itself: the next requests succeed (a stale pooled connection may cost one).
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                answer = register(25)
+                if answer.status_code == 201:
+                    created.append(answer.json()["id"])
+                    break
+                time.sleep(0.5)
+            for i in range(26, 36):
+                answer = register(i)
+                assert answer.status_code == 201, answer.text
+                created.append(answer.json()["id"])
+            stored = client.get("/v1/customers", params={"q": "重启", "limit": 500}).json()["items"]
+        assert {(status, kind.split(";")[0]) for status, _, kind in outage} == {(503, "application/problem+json")}
+        assert max(seconds for _, seconds, _ in outage) < 10  # fails fast rather than hanging
+        # Nothing half-applied: exactly the acknowledged customers are stored.
+        assert sorted(c["id"] for c in stored) == sorted(created)
+    finally:
+        if service is not None:
+            stop_service(service)
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
