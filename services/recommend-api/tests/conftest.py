@@ -72,8 +72,8 @@ async def add_baskets(
             skus.add(sku)
     rows = [{"sku": s, "name": f"商品{s}", "category": (categories or {}).get(s), "updated_at": utcnow()} for s in skus]
     async with database.session_scope() as session:
-        await session.execute(insert_ignore(session, PurchaseLine.__table__, lines))
-        await session.execute(upsert(session, Item.__table__, sorted(rows, key=lambda r: r["sku"]), key=["sku"]))
+        await insert_ignore(session, PurchaseLine.__table__, lines)
+        await upsert(session, Item.__table__, sorted(rows, key=lambda r: r["sku"]), key=["sku"])
 
 
 async def build_model(client: httpx.AsyncClient, *, evaluate: bool = False) -> int:

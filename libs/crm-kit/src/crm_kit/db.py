@@ -143,18 +143,29 @@ class Database:
                 raise
 
 
-def insert_ignore(session: AsyncSession, table: Table | FromClause, rows: dict[str, Any] | list[dict[str, Any]]) -> Any:
-    """`INSERT … ON CONFLICT DO NOTHING` in the session's dialect: rows already present are left as they are."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(cast(Table, table)).values(rows).on_conflict_do_nothing()
+async def insert_ignore(session: AsyncSession, table: Table | FromClause, rows: list[dict[str, Any]]) -> None:
+    """`INSERT … ON CONFLICT DO NOTHING` in the session's dialect: rows already present are left as they are.
+
+    The rows go as parameters of one statement (executemany), not as a multi-row VALUES list: one compiled
+    statement serves every batch size, so a long-running feed follower does not fill the compiled cache.
+    """
+    if rows:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        await session.execute(dialect.insert(cast(Table, table)).on_conflict_do_nothing(), rows)
 
 
-def upsert(session: AsyncSession, table: Table | FromClause, rows: list[dict[str, Any]], *, key: list[str]) -> Any:
-    """`INSERT … ON CONFLICT (key) DO UPDATE`: new rows are added, present ones take the new values."""
+async def upsert(
+    session: AsyncSession, table: Table | FromClause, rows: list[dict[str, Any]], *, key: list[str]
+) -> None:
+    """`INSERT … ON CONFLICT (key) DO UPDATE`: new rows are added, present ones take the new values (as
+    `insert_ignore`, one statement with the rows as its parameters)."""
+    if not rows:
+        return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(cast(Table, table)).values(rows)
+    statement = dialect.insert(cast(Table, table))
     columns = [c for c in rows[0] if c not in key]
-    return statement.on_conflict_do_update(index_elements=key, set_={c: statement.excluded[c] for c in columns})
+    upserting = statement.on_conflict_do_update(index_elements=key, set_={c: statement.excluded[c] for c in columns})
+    await session.execute(upserting, rows)
 
 
 def skip_locked(session: AsyncSession, query: SelectT) -> SelectT:

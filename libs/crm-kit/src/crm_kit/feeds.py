@@ -84,7 +84,7 @@ async def follow_feed(
     """
     async with database.session_scope() as session:
         row = {"feed": feed, "cursor": None, "updated_at": utcnow(), "applied": 0}
-        await session.execute(insert_ignore(session, feed_cursors, row))
+        await insert_ignore(session, feed_cursors, [row])
     async with database.session_scope(read_only=True) as session:
         query = select(feed_cursors.c.cursor).where(feed_cursors.c.feed == feed)
         cursor = (await session.execute(query)).scalar_one()

@@ -65,9 +65,9 @@ def load_instacart(cache_dir: CacheDir = None) -> None:
         try:
             async with database.session_scope() as session:
                 for start in range(0, len(lines), CHUNK):
-                    await session.execute(insert_ignore(session, PurchaseLine.__table__, lines[start : start + CHUNK]))
+                    await insert_ignore(session, PurchaseLine.__table__, lines[start : start + CHUNK])
                 for start in range(0, len(items), CHUNK):
-                    await session.execute(upsert(session, Item.__table__, items[start : start + CHUNK], key=["sku"]))
+                    await upsert(session, Item.__table__, items[start : start + CHUNK], key=["sku"])
         finally:
             await database.dispose()
 

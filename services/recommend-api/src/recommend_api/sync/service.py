@@ -81,15 +81,15 @@ async def apply_purchases(session: AsyncSession, orders: list[dict[str, Any]]) -
             items[line["sku"]] = {"sku": line["sku"], "name": line.get("name"), "category": line.get("category"),
                                   "updated_at": now}  # fmt: skip
     for start in range(0, len(lines), CHUNK):
-        await session.execute(insert_ignore(session, PurchaseLine.__table__, lines[start : start + CHUNK]))
+        await insert_ignore(session, PurchaseLine.__table__, lines[start : start + CHUNK])
     rows = sorted(items.values(), key=lambda r: r["sku"])  # one lock order for concurrent writers
     for start in range(0, len(rows), CHUNK):
-        await session.execute(upsert(session, Item.__table__, rows[start : start + CHUNK], key=["sku"]))
+        await upsert(session, Item.__table__, rows[start : start + CHUNK], key=["sku"])
 
 
 async def _set_state(session: AsyncSession, customer_id: uuid.UUID, **values: Any) -> None:
     row = {"customer_id": customer_id, **values, "updated_at": utcnow()}
-    await session.execute(upsert(session, CustomerState.__table__, [row], key=["customer_id"]))
+    await upsert(session, CustomerState.__table__, [row], key=["customer_id"])
 
 
 async def apply_customer_events(session: AsyncSession, events: list[dict[str, Any]], erased: set[uuid.UUID]) -> None:
