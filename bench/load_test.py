@@ -205,7 +205,7 @@ def _report(
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        name = "**all**" if row["Name"] == "Aggregated" else f"{row['Type']} {row['Name']}"
+        name = "**all**" if row["Name"] == "Aggregated" else row["Name"]  # names carry their method
         lines.append(
             f"| {name} | {row['Request Count']} | {row['Failure Count']} | {float(row['Requests/s']):.1f} | "
             f"{row['50%']} | {row['99%']} | {float(row['Max Response Time']):.0f} |"
