@@ -1,10 +1,14 @@
-"""What the benchmark scripts share: free ports and the facts about the machine a figure was taken on."""
+"""What the benchmark scripts share: free ports, the facts about the machine a figure was taken on, and the
+command and revision that produced it."""
 
 from __future__ import annotations
 
 import os
 import platform
+import shlex
 import socket
+import subprocess
+import sys
 from contextlib import suppress
 from pathlib import Path
 
@@ -27,3 +31,29 @@ def machine_facts() -> dict[str, str]:
     """CPUs this process may use, CPU model, kernel and Python."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"nproc": str(cpus), "cpu": cpu_model(), "kernel": platform.release(), "python": platform.python_version()}
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_revision(*paths: str) -> str:
+    """The commit, and whether `paths` (relative to the repository) had uncommitted changes."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    revision = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", *paths)
+    return revision + (f" + uncommitted changes in {', '.join(paths)}" if dirty else "")
+
+
+def command_line() -> str:
+    """How this script was started, with paths relative to the repository root."""
+
+    def rel(path: str) -> str:
+        with suppress(ValueError):
+            return str(Path(path).absolute().relative_to(REPO_ROOT))
+        return path
+
+    return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])

@@ -43,7 +43,6 @@ import json
 import os
 import random
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -65,7 +64,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 import httpx
 import numpy as np
-from benchkit import free_port, machine_facts
+from benchkit import command_line, free_port, git_revision, machine_facts
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -1526,25 +1525,6 @@ def machine(pg_version: str) -> dict[str, str]:
     }
 
 
-def command_line() -> str:
-    def rel(path: str) -> str:
-        with suppress(ValueError):
-            return str(Path(path).absolute().relative_to(Path.cwd()))
-        return path
-
-    return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])
-
-
-def git_revision() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    revision = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "services", "libs")
-    return revision + (" + uncommitted changes in services/ or libs/" if dirty else "")
-
-
 def ms(value: float) -> str:
     return "—" if value != value else f"{value:,.1f}"  # NaN → dash
 
@@ -1901,7 +1881,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(pg_version),
         "command": command_line(),
-        "revision": git_revision(),
+        "revision": git_revision("services", "libs"),
         "args": vars(args),
         "results_file": f"complaint-api-{stamp}.json",
         "profiles": {},

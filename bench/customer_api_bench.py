@@ -35,7 +35,6 @@ import datetime as dt
 import json
 import os
 import random
-import shlex
 import shutil
 import signal
 import statistics
@@ -54,7 +53,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import orjson
-from benchkit import free_port, machine_facts
+from benchkit import command_line, free_port, git_revision, machine_facts
 
 from crm_kit.health import upgrade_database
 from customer_api.main import ALEMBIC_INI
@@ -403,25 +402,6 @@ def machine() -> dict[str, str]:
     return {**machine_facts(), "wrk": (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()}
 
 
-def git_revision() -> str:
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    revision = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "services", "libs")
-    return revision + (" + uncommitted changes in services/ or libs/" if dirty else "")
-
-
-def command_line() -> str:
-    def rel(path: str) -> str:
-        with suppress(ValueError):
-            return str(Path(path).absolute().relative_to(REPO_ROOT))
-        return path
-
-    return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])
-
-
 def fmt(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
@@ -719,7 +699,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(),
         "command": command_line(),
-        "revision": git_revision(),
+        "revision": git_revision("services", "libs"),
         "args": vars(args),
         "results_file": f"{stamp}.json",
         "profile": "",

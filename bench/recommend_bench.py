@@ -43,7 +43,6 @@ import multiprocessing
 import os
 import random
 import resource
-import shlex
 import signal
 import statistics
 import subprocess
@@ -59,7 +58,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from benchkit import free_port, machine_facts
+from benchkit import command_line, free_port, git_revision, machine_facts
 
 from recommend_api.engine import instacart
 from recommend_api.engine.data import Transactions
@@ -1036,25 +1035,6 @@ def scale_bench(lines: int, address_space_gib: float = 16.0, timeout_s: float = 
 # ----------------------------------------------------------------------------------------------- report
 
 
-def git_revision() -> str:
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    revision = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "services/recommend-api", "bench", "libs")
-    return revision + (" + uncommitted changes in services/recommend-api, bench/ or libs/" if dirty else "")
-
-
-def command_line() -> str:
-    def rel(path: str) -> str:
-        with contextlib.suppress(ValueError):
-            return str(Path(path).absolute().relative_to(REPO_ROOT))
-        return path
-
-    return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])
-
-
 def versions() -> str:
     out = []
     for name in VERSIONED:
@@ -1135,7 +1115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     meta = {
         "command": command_line(),
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "revision": git_revision(),
+        "revision": git_revision("services/recommend-api", "bench", "libs"),
         "machine": machine_facts(),
         "versions": versions(),
         "data": f"{tx.n_lines:,} lines, {tx.n_customers} customers, {tx.n_baskets:,} baskets, {tx.n_items:,} items",

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from faker import Faker
 
+from customer_api.demo import cache_dir
 from recommend_api.engine import instacart
 
 BIN = Path(sys.executable).parent
@@ -43,11 +44,6 @@ class Stack:
 
     def client(self, base_url: str) -> httpx.Client:
         return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {self.key}"}, timeout=120)
-
-
-def default_cache() -> Path:
-    """Where the downloaded data sets are kept between runs (the same place customer-api keeps CDNOW)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "crm-demo"
 
 
 def say(message: str) -> None:
@@ -203,7 +199,7 @@ def main() -> None:
     parser.add_argument("--recommend-api", default="http://127.0.0.1:8003")
     parser.add_argument("--key", default=os.environ.get("CRM_DEV_API_KEY", "dev-admin-key"))
     parser.add_argument("--cdnow-limit", type=int, help="Import only the first N CDNOW customers")
-    parser.add_argument("--cache-dir", type=Path, default=default_cache())
+    parser.add_argument("--cache-dir", type=Path, default=cache_dir())
     args = parser.parse_args()
     stack = Stack(args.customer_api, args.complaint_api, args.recommend_api, args.key)
     load(stack, env=defaultdict(dict), cache_dir=args.cache_dir, cdnow_limit=args.cdnow_limit)

@@ -115,7 +115,7 @@ def main() -> None:
         marker = Path(args.data_dir) / f".demo-loaded-{'postgres' if args.postgres else 'sqlite'}"
         if not args.no_demo and not marker.exists():
             stack = demo.Stack(*(f"http://127.0.0.1:{s.port}" for s in services), key=dev_key)
-            demo.load(stack, env=environments, cache_dir=demo.default_cache(), cdnow_limit=args.demo_cdnow_limit)
+            demo.load(stack, env=environments, cache_dir=demo.cache_dir(), cdnow_limit=args.demo_cdnow_limit)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
         store = "PostgreSQL" if args.postgres else f"SQLite in {args.data_dir}"

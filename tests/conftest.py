@@ -14,9 +14,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -180,6 +181,28 @@ async def complaint_api(
             yield service
         finally:
             stop_service(service)
+
+
+def wait_for(check: Callable[[], Any], what: str, seconds: float = 90) -> Any:
+    """Poll `check` until it returns something true, and return that; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def purchase_feed(customers: httpx.Client) -> list[dict[str, Any]]:
+    """customer-api's whole purchase feed, read to its end."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 1000}
+    while True:
+        page = customers.get("/v1/feeds/purchases", params=params).json()
+        items += page["items"]
+        params["after"] = page["next_cursor"]
+        if not page["has_more"]:
+            return items
 
 
 def client_for(service: RunningService) -> httpx.Client:

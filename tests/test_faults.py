@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningService, client_for, free_port, recommend_env, start_service, stop_service
+from conftest import RunningService, client_for, free_port, purchase_feed, recommend_env, start_service, stop_service
 from sqlalchemy import update
 
 import complaint_api.models  # noqa: F401  (every table, for the foreign keys)
@@ -74,22 +74,10 @@ def _kill_and_retry_bulk(url: str, tmp_path: Path) -> None:
         with client_for(second) as client:
             retried = client.post("/v1/purchases/bulk", json={"purchases": orders}).json()
             assert retried["created"] + retried["existing"] == len(orders) and retried["rejected"] == 0
-            in_feed = [o["order_id"] for o in _feed(client) if o["customer_id"] == customer]
+            in_feed = [o["order_id"] for o in purchase_feed(client) if o["customer_id"] == customer]
             assert sorted(in_feed) == sorted(o["order_id"] for o in orders)  # each order once: none lost or doubled
     finally:
         stop_service(second)
-
-
-def _feed(client: httpx.Client) -> list[dict[str, Any]]:
-    """customer-api's whole purchase feed."""
-    items: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"limit": 1000}
-    while True:
-        page = client.get("/v1/feeds/purchases", params=params).json()
-        items += page["items"]
-        params["after"] = page["next_cursor"]
-        if not page["has_more"]:
-            return items
 
 
 async def test_a_bulk_import_killed_mid_way_and_retried_stores_every_order_once(tmp_path: Path) -> None:
@@ -159,7 +147,7 @@ def test_a_hanging_peer_leaves_intake_responsive(hanging: HangingServer, tmp_pat
 def _exercise_replicas(customer_api: RunningService, customers: httpx.Client, url: str, tmp_path: Path) -> None:
     who = customers.post("/v1/customers", json={"name": "双副本", "phone": "13700002222"}).json()["id"]
     assert customers.post("/v1/purchases/bulk", json={"purchases": _orders(who, 300, "replica")}).status_code == 200
-    total_orders = len(_feed(customers))
+    total_orders = len(purchase_feed(customers))
     env = recommend_env(customer_api, RECOMMEND_API_SYNC_SECONDS="0.1", RECOMMEND_API_SYNC_PAGE_SIZE="50")
     replicas = [start_service("recommend-api", url, tmp_path, env) for _ in range(2)]
     clients = [client_for(r) for r in replicas]

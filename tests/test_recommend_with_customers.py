@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import time
 import uuid
 from typing import Any
 
 import httpx
-from conftest import RunningService, client_for, recommend_env, start_service, stop_service
+from conftest import RunningService, client_for, purchase_feed, recommend_env, start_service, stop_service, wait_for
 
 from crm_kit.testing import temporary_database
 
@@ -29,16 +28,9 @@ def _order(customer_id: str, skus: list[str], when: dt.datetime) -> dict[str, An
 
 
 def _feed_totals(customers: httpx.Client) -> tuple[int, int]:
-    """Orders and lines in customer-api's purchase feed, read to its end."""
-    orders = lines = 0
-    params: dict[str, Any] = {"limit": 1000}
-    while True:
-        page = customers.get("/v1/feeds/purchases", params=params).json()
-        orders += len(page["items"])
-        lines += sum(len(o["items"]) for o in page["items"])
-        params["after"] = page["next_cursor"]
-        if not page["has_more"]:
-            return orders, lines
+    """Orders and lines in customer-api's purchase feed."""
+    orders = purchase_feed(customers)
+    return len(orders), sum(len(o["items"]) for o in orders)
 
 
 def _seed_orders(customers: httpx.Client, count: int) -> tuple[int, int]:
@@ -57,15 +49,6 @@ def _seed_orders(customers: httpx.Client, count: int) -> tuple[int, int]:
     return _feed_totals(customers)
 
 
-def _wait(check: Any, what: str, seconds: float = 90) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _build(recommendations: httpx.Client) -> int:
     version = recommendations.post("/v1/models", json={"evaluate": False}).json()["version"]
 
@@ -73,7 +56,7 @@ def _build(recommendations: httpx.Client) -> int:
         current = recommendations.get("/v1/models/current")
         return current.status_code == 200 and current.json()["version"] >= version
 
-    _wait(served, f"model {version}")
+    wait_for(served, f"model {version}")
     return int(version)
 
 
@@ -104,7 +87,7 @@ def _kill_sync_and_resume(source: RunningService, url: str, tmp_path: Any) -> No
             def mid_way() -> bool:
                 return bool(client.get("/v1/sync/status").json()["purchases"]["applied"] > 50)
 
-            _wait(mid_way, "the sync to be under way")
+            wait_for(mid_way, "the sync to be under way")
             assert client.get("/v1/sync/status").json()["purchases"]["caught_up_at"] is None
     finally:
         assert first.process is not None
@@ -118,7 +101,7 @@ def _kill_sync_and_resume(source: RunningService, url: str, tmp_path: Any) -> No
                 status = client.get("/v1/sync/status").json()
                 return status if status["purchases"]["applied"] >= total_orders else None
 
-            status = _wait(caught_up, "the sync to catch up")
+            status = wait_for(caught_up, "the sync to catch up")
             assert status["purchases"]["applied"] == total_orders
             assert status["lines"] == total_lines
     finally:
@@ -158,7 +141,7 @@ def test_recommendations_follow_purchases_erasure_and_merges(
     def rebuilt() -> bool:  # the erasure queued a rebuild by itself
         return recommendations.get("/v1/models/current").json()["version"] > before
 
-    _wait(rebuilt, "the rebuild after the erasure")
+    wait_for(rebuilt, "the rebuild after the erasure")
     assert recommendations.get(f"/v1/items/{caviar}/related").status_code == 404
     merged = recommendations.get(f"/v1/customers/{twin}/recommendations").json()
     assert merged["customer_id"] == regular

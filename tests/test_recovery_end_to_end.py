@@ -7,12 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningService, client_for, complaint_env, free_port, start_service, stop_service
+from conftest import RunningService, client_for, complaint_env, free_port, start_service, stop_service, wait_for
 
 import complaint_api.models  # noqa: F401  (every table, for the foreign keys)
 from complaint_api.recovery.models import RecoveryPlan
@@ -23,15 +22,6 @@ DAIRY, SNACKS, BAKERY = "乳品", "零食", "烘焙"
 
 def _phone() -> str:
     return "139" + str(uuid.uuid4().int)[:8]
-
-
-def _wait(check: Callable[[], Any], what: str, seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _order(customer_id: str, items: list[tuple[str, str]], when: dt.datetime) -> dict[str, Any]:
@@ -77,7 +67,7 @@ def _model(recommendations: httpx.Client) -> None:
     """Sync recommend-api and build a model from what it has."""
     assert recommendations.post("/v1/sync").status_code == 200
     version = recommendations.post("/v1/models", json={"evaluate": False}).json()["version"]
-    _wait(lambda: recommendations.get("/v1/models/current").json().get("version", 0) >= version, "the model")
+    wait_for(lambda: recommendations.get("/v1/models/current").json().get("version", 0) >= version, "the model")
 
 
 def _complain(complaints: httpx.Client, who: str, sku: str, *, assignee: str, score: int | None) -> dict[str, Any]:
@@ -102,7 +92,7 @@ def _plan(complaints: httpx.Client, complaint: dict[str, Any]) -> dict[str, Any]
         plans = complaints.get("/v1/recovery-plans", params={"customer_id": complaint["customer_id"]}).json()
         return next((p for p in plans["items"] if p["complaint_id"] == complaint["id"]), None)
 
-    return dict(_wait(found, "the recovery plan"))
+    return dict(wait_for(found, "the recovery plan"))
 
 
 def _offer(complaints: httpx.Client, plan: dict[str, Any], seconds: float = 60) -> dict[str, Any]:
@@ -111,7 +101,7 @@ def _offer(complaints: httpx.Client, plan: dict[str, Any], seconds: float = 60) 
         offer = next(a for a in current["actions"] if a["type"] == "tailored_offer")
         return offer if offer["offer_status"] == "filled" else None
 
-    return dict(_wait(filled, "the tailored offer", seconds))
+    return dict(wait_for(filled, "the tailored offer", seconds))
 
 
 def test_a_gold_customer_is_recovered_and_the_statistics_show_it(
@@ -168,7 +158,7 @@ def test_a_gold_customer_is_recovered_and_the_statistics_show_it(
         subjects = " ".join(e.get("subject") or "" for e in entries)
         return complaint["number"] in subjects and "致歉" in subjects and "已挽回" in subjects
 
-    _wait(written, "the contact history in customer-api")
+    wait_for(written, "the contact history in customer-api")
 
 
 def _get(complaints: httpx.Client, plan_id: str) -> dict[str, Any]:
@@ -206,7 +196,7 @@ async def test_silence_for_90_days_is_lost_and_a_second_complaint_is_a_double_de
     plan = _plan(complaints, first)
     await _shift_closing(complaint_api.database_url, plan["id"], days=91)
     # The background pass finds the three follow-ups due and evaluates the plan against customer-api.
-    lost = _wait(lambda: (p := _get(complaints, plan["id"]))["status"] == "closed" and p, "the follow-up pass")
+    lost = wait_for(lambda: (p := _get(complaints, plan["id"]))["status"] == "closed" and p, "the follow-up pass")
     assert lost["outcome"] == "lost" and lost["evidence"]["repurchase_90d"] is False
     assert [f["outcome"] for f in lost["follow_ups"]] == ["lost", "lost", "lost"]
 
@@ -269,7 +259,7 @@ def test_offers_wait_for_recommend_api_and_outcomes_for_customer_api(
             started.append(start_service("customer-api", customer_api.database_url, tmp_path, port=later_customer_api))
             # Retried until complaint-api's circuit breaker lets a call through to the revived customer-api.
             evaluate = f"/v1/recovery-plans/{plan['id']}/evaluate"
-            evaluated = _wait(lambda: (r := complaints.post(evaluate)).status_code == 200 and r, "an evaluation")
+            evaluated = wait_for(lambda: (r := complaints.post(evaluate)).status_code == 200 and r, "an evaluation")
             assert evaluated.json()["outcome"] == "recovered"
             assert evaluated.json()["evidence"]["first_purchase"]["order_id"] == order_id
     finally:

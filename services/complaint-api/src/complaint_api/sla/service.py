@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from complaint_api.complaints.models import Complaint, ComplaintEvent
 from complaint_api.sla.calendar import BusinessCalendar
 from complaint_api.sla.models import SlaPolicy
-from crm_kit.db import utcnow
+from crm_kit.db import skip_locked, utcnow
 
 # Business minutes: (first response, resolution) per priority, until an operator sets their own.
 DEFAULT_POLICIES: dict[str, tuple[int, int]] = {
@@ -72,13 +72,6 @@ def resume(complaint: Complaint, now: dt.datetime) -> None:
     complaint.on_hold_since = None
 
 
-def _claim(query: Any, session: AsyncSession) -> Any:
-    # Several replicas sweep at once: each takes rows nobody else holds (SQLite writers are serialised anyway).
-    if session.get_bind().dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
-
-
 async def flag_breaches(session: AsyncSession, *, now: dt.datetime, limit: int = 200) -> list[Complaint]:
     """Flag complaints past a due time (once per target) and put an `sla_breached` event on their timeline."""
     late_first = (
@@ -95,7 +88,7 @@ async def flag_breaches(session: AsyncSession, *, now: dt.datetime, limit: int =
         .order_by(Complaint.created_at)
         .limit(limit)
     )
-    flagged = list((await session.execute(_claim(query, session))).scalars())
+    flagged = list((await session.execute(skip_locked(session, query))).scalars())
     for complaint in flagged:
         for target, due in (("first_response", complaint.first_response_due), ("resolution", complaint.resolution_due)):
             solved = complaint.first_responded_at if target == "first_response" else complaint.resolved_at

@@ -33,7 +33,7 @@ from uuid_utils.compat import uuid7
 from complaint_api.complaints.models import Complaint, ComplaintEvent
 from complaint_api.webhooks.models import Webhook, WebhookDelivery
 from complaint_api.webhooks.schemas import WebhookCreate
-from crm_kit.db import utcnow
+from crm_kit.db import skip_locked, utcnow
 from crm_kit.errors import NotFound
 
 # Public event name -> the complaint timeline's event type it is made from.
@@ -258,9 +258,8 @@ async def fan_out(session: AsyncSession, *, webhook_id: uuid.UUID, now: dt.datet
     Run in one transaction: the deliveries and the cursor are stored together or not at all.
     """
     query = select(Webhook).where(Webhook.id == webhook_id).execution_options(populate_existing=True)
-    if _on_postgres(session):
-        # One replica fans out a webhook at a time; the others skip it this round.
-        query = query.with_for_update(skip_locked=True)
+    # One replica fans out a webhook at a time; the others skip it this round.
+    query = skip_locked(session, query)
     webhook = (await session.execute(query)).scalar_one_or_none()
     if webhook is None:
         return 0

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_kit.db import Database, transaction_lock, utcnow
+from crm_kit.db import Database, skip_locked, transaction_lock, utcnow
 from recommend_api.builds.models import ModelVersion
 from recommend_api.engine.data import Transactions
 from recommend_api.engine.evaluation import evaluate
@@ -83,9 +83,7 @@ async def claim_build(database: Database, *, builder: str, stale_seconds: float)
             .order_by(ModelVersion.version)
             .limit(1)
         )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        version = (await session.execute(query)).scalar_one_or_none()
+        version = (await session.execute(skip_locked(session, query))).scalar_one_or_none()
         if version is None:
             return None
         version.status, version.started_at, version.heartbeat_at, version.builder = "building", now, now, builder

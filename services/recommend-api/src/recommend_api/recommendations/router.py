@@ -64,6 +64,18 @@ def _render(current: CurrentModel, suggestions: Sequence[engine.Suggestion]) -> 
     ]  # fmt: skip
 
 
+def _answer(
+    current: CurrentModel, served: uuid.UUID | None, who: str | None, items: Sequence[engine.Suggestion]
+) -> Response:
+    """A customer's suggestions; personalised when served from their own history (`who`, which is None for
+    cold start, erased, restricted or unconsenting customers)."""
+    body = Recommendations(
+        customer_id=served, personalised=who is not None and current.model.knows_customer(who),
+        model_version=current.version, items=_render(current, items),
+    )  # fmt: skip
+    return model_response(body)
+
+
 def _association(current: CurrentModel, a: engine.Association) -> Association:
     return Association(
         antecedent=list(a.antecedent), consequent=a.consequent, consequent_name=current.names.get(a.consequent),
@@ -91,12 +103,7 @@ async def recommendations(
 ) -> Response:
     served, personal = _resolve(request, customer_id)
     who = str(served) if personal else None
-    items = current.model.recommend(who, limit, category=category, exclude=exclude)
-    body = Recommendations(
-        customer_id=served, personalised=personal and current.model.knows_customer(str(served)),
-        model_version=current.version, items=_render(current, items),
-    )  # fmt: skip
-    return model_response(body)
+    return _answer(current, served, who, current.model.recommend(who, limit, category=category, exclude=exclude))
 
 
 @router.get(
@@ -124,11 +131,7 @@ async def recovery_offers(
     # The complained item's own category is avoided too, even when the caller does not know it.
     categories = set(avoid_category) | {c for c in map(current.model.category_of, avoid_sku) if c is not None}
     items = current.model.recovery_offers(who, limit, avoid_skus=avoid_sku, avoid_categories=categories)
-    body = Recommendations(
-        customer_id=served, personalised=personal and current.model.knows_customer(str(served)),
-        model_version=current.version, items=_render(current, items),
-    )  # fmt: skip
-    return model_response(body)
+    return _answer(current, served, who, items)
 
 
 @router.get(
@@ -158,12 +161,7 @@ async def related(
 async def complete_basket(data: BasketCompletion, request: Request, _: Reader, current: Current) -> Response:
     served, personal = (None, False) if data.customer_id is None else _resolve(request, data.customer_id)
     who = str(served) if served is not None and personal else None
-    items = current.model.complete_basket(data.items, data.limit, customer_id=who)
-    body = Recommendations(
-        customer_id=served, personalised=who is not None and current.model.knows_customer(who),
-        model_version=current.version, items=_render(current, items),
-    )  # fmt: skip
-    return model_response(body)
+    return _answer(current, served, who, current.model.complete_basket(data.items, data.limit, customer_id=who))
 
 
 @router.get(
