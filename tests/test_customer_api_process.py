@@ -6,10 +6,11 @@ import json
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
-from conftest import RunningService, start_service, stop_service
+from conftest import RunningService, client_for, start_service, stop_service, wait_for
 
 
 def _phone() -> str:
@@ -83,3 +84,28 @@ def test_production_refuses_to_start_with_the_dev_key(tmp_path: object) -> None:
             tmp_path,  # type: ignore[arg-type]
             {"CRM_ENV": "production"},
         )
+
+
+def test_a_second_replica_reads_the_first_ones_writes(
+    customer_api: RunningService, customers: httpx.Client, backend_of: dict[str, str], tmp_path: Path
+) -> None:
+    """Each replica answers profile reads from its cache; a write on one shows on the other within moments."""
+    if backend_of["customer-api"] != "postgresql" or customer_api.database_url is None:
+        pytest.skip("replicas share a PostgreSQL database")
+    other = start_service("customer-api", customer_api.database_url, tmp_path)
+    try:
+        with client_for(other) as replica:
+            created = customers.post("/v1/customers", json={"name": "周杰", "phone": _phone()}).json()
+            url = f"/v1/customers/{created['id']}"
+            for round_ in range(5):
+                assert replica.get(url).json() == customers.get(url).json()  # both cached now
+                changed = customers.patch(url, json={"name": f"周杰{round_}"})
+                assert changed.status_code == 200
+                expected = changed.json()
+                wait_for(lambda e=expected: replica.get(url).json() == e, "the replica saw the change", 10)
+            assert customers.delete(url).status_code == 204
+            wait_for(lambda: replica.get(url).status_code == 410, "the replica saw the erasure", 10)
+            hits = [line for line in replica.get("/metrics").text.splitlines() if line.startswith("profile_cache_hits")]
+            assert hits and float(hits[0].split()[-1]) > 0
+    finally:
+        stop_service(other)

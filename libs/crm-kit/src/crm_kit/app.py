@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.middleware import Middleware
 
 from crm_kit.auth import ADMIN_SCOPE, KeyRing, required_scope
 from crm_kit.db import Database
@@ -106,7 +107,10 @@ def build_app(
     alembic_ini: Path,
     lifespan: ServiceLifespan | None = None,
     openapi_tags: list[dict[str, str]] | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
+    """The service's app. `middleware` runs innermost, in order: after the request context (ids, logs,
+    metrics, size and rate limits) has been set up, before FastAPI routes the request."""
     configure_logging(settings.service_name, settings.log_level)
 
     @asynccontextmanager
@@ -130,6 +134,9 @@ def build_app(
         description=description,
         lifespan=_lifespan,
         openapi_tags=openapi_tags,
+        # Metrics are Prometheus's and logs structlog's (below); FastAPI's OpenTelemetry hooks would only
+        # look up unconfigured providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.keyring = KeyRing(settings)
@@ -137,6 +144,8 @@ def build_app(
     app.state.metrics = Metrics(settings.service_name)
     app.state.migration_heads = migration_heads(alembic_ini)
     install_error_handlers(app)
+    for layer in reversed(middleware):
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     if settings.rate_limit_per_minute > 0:
         # Added first, so it runs inside the request context: a refused call is logged and counted too.
         app.add_middleware(

@@ -36,12 +36,20 @@ class KeyRing:
         self._by_hash = {k.sha256: Principal(k.name, frozenset(k.scopes)) for k in settings.api_keys}
         dev = settings.dev_api_key if settings.environment != "production" else None
         self._dev_hash = hash_api_key(dev) if dev else None
+        self._known: dict[str, Principal] = {}  # keys already presented → their principal, to skip the hash
 
     def authenticate(self, key: str) -> Principal | None:
+        known = self._known.get(key)
+        if known is not None:
+            return known
         digest = hash_api_key(key)
         if self._dev_hash is not None and hmac.compare_digest(digest, self._dev_hash):
-            return Principal("dev", frozenset({ADMIN_SCOPE}))
-        return self._by_hash.get(digest)
+            principal: Principal | None = Principal("dev", frozenset({ADMIN_SCOPE}))
+        else:
+            principal = self._by_hash.get(digest)
+        if principal is not None:
+            self._known[key] = principal  # valid keys only, so this holds at most one entry per key
+        return principal
 
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")

@@ -5,11 +5,12 @@ A pure ASGI middleware (no per-request task or body copy) so that it costs littl
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import sys
+import secrets
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -88,6 +89,19 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.service = service
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count a request and its latency (the labelled series are looked up once per combination)."""
+        series = self._series.get((method, route, str(status)))
+        if series is None:
+            series = (
+                self.requests.labels(self.service, method, route, str(status)),
+                self.latency.labels(self.service, method, route),
+            )
+            self._series[(method, route, str(status))] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 _TOO_LARGE = orjson.dumps(
@@ -107,6 +121,9 @@ class RequestContextMiddleware:
         self.access_log = access_log
         self.max_body_bytes = max_body_bytes
         self.log = structlog.get_logger("access")
+        # Generated request ids: 32 hex digits, a random prefix per process and a counter (no system call).
+        self.id_prefix = secrets.token_hex(10)
+        self.id_counter = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,7 +138,7 @@ class RequestContextMiddleware:
                 rid = candidate if _VALID_REQUEST_ID.match(candidate) else None
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else None
-        rid = rid or uuid.uuid4().hex
+        rid = rid or f"{self.id_prefix}{next(self.id_counter):012x}"
         token = request_id.set(rid)
         rid_header = (b"x-request-id", rid.encode())
         status = 500
@@ -143,8 +160,7 @@ class RequestContextMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            self.metrics.requests.labels(self.metrics.service, method, template, str(status)).inc()
-            self.metrics.latency.labels(self.metrics.service, method, template).observe(elapsed)
+            self.metrics.observe(method, template, status, elapsed)
             if self.access_log:
                 self.log.info(
                     "request",

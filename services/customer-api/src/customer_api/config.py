@@ -23,6 +23,9 @@ class Settings(ServiceSettings):
     service_name: str = "customer-api"
     default_region: str = "CN"
     bulk_max_orders: int = 10_000
+    profile_cache_size: int = Field(
+        50_000, ge=0, description="Profiles kept rendered in memory (PostgreSQL only; 0 turns the cache off)"
+    )
 
     # Customer value. Purchase days are counted in the business time zone.
     business_timezone: str = "Asia/Shanghai"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.middleware import Middleware
 
 from crm_kit.app import build_app
 from customer_api.analytics.jobs import refresh_worker
 from customer_api.analytics.router import router as analytics_router
 from customer_api.config import Settings
+from customer_api.customers.cache import ProfileCache, ProfileReads, listening
 from customer_api.customers.router import feed_router
 from customer_api.customers.router import router as customers_router
 from customer_api.customers.service import CustomerMoved
@@ -38,8 +42,15 @@ async def _moved(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+@asynccontextmanager
+async def _background(app: FastAPI) -> AsyncIterator[None]:
+    async with refresh_worker(app), listening(app):
+        yield
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    cache = ProfileCache(settings.profile_cache_size)
     app = build_app(
         settings,
         title="customer-api",
@@ -47,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         routers=[customers_router, purchases_router, interactions_router, analytics_router, feed_router],
         alembic_ini=ALEMBIC_INI,
-        lifespan=refresh_worker,
+        lifespan=_background,
         openapi_tags=[
             {"name": "customers", "description": "Profiles, merges, reassignment, PIPL export and erasure"},
             {"name": "purchases", "description": "Orders with line items"},
@@ -56,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "feeds", "description": "Ordered change feeds for peer services"},
             {"name": "health", "description": "Liveness, readiness, metrics"},
         ],
+        middleware=[Middleware(ProfileReads, cache=cache, scope="customers:read", pii_scope="customers:pii")],
     )
+    app.state.profile_cache = cache
+    app.state.metrics.registry.register(cache)
     app.add_exception_handler(CustomerMoved, _moved)
     return app

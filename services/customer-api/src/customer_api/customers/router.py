@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from crm_kit.auth import Principal, require
 from crm_kit.concurrency import IfMatch, etag
@@ -15,6 +15,7 @@ from crm_kit.idempotency import IdempotencyDep
 from crm_kit.pagination import FeedPage, FeedParams, Page, PageParams
 from crm_kit.schemas import model_response
 from customer_api.customers import service
+from customer_api.customers.cache import ProfileCache, Rendering
 from customer_api.customers.dependencies import CustomersReader, CustomersWriter, region
 from customer_api.customers.export import export_customer
 from customer_api.customers.schemas import (
@@ -94,11 +95,18 @@ EXPORT_EXAMPLE = {
 
 
 def _render(customer: Any, principal: Principal, *, status_code: int = 200, location: bool = False) -> Response:
+    return _profile_response(customer, principal.has("customers:pii"), status_code=status_code, location=location)
+
+
+def _profile_response(customer: Any, show_pii: bool, *, status_code: int = 200, location: bool = False) -> Response:
     headers = {"ETag": etag(customer.version)}
     if location:
         headers["Location"] = f"/v1/customers/{customer.id}"
-    body = customer_read(customer, show_pii=principal.has("customers:pii"))
-    return model_response(body, status_code=status_code, headers=headers)
+    return model_response(customer_read(customer, show_pii=show_pii), status_code=status_code, headers=headers)
+
+
+def _rendering(response: Response) -> Rendering:
+    return response.raw_headers, bytes(response.body)
 
 
 @router.post(
@@ -169,8 +177,14 @@ async def reassign(data: ReassignRequest, session: SessionDep, _: CustomersWrite
     description="PII (phone, email, address, birthday) is masked unless the key has `customers:pii`.",
     responses={**problem_responses(401, 403, 404, 410, 422), **MOVED},
 )
-async def read_customer(customer_id: uuid.UUID, session: SessionDep, principal: CustomersReader) -> Response:
-    return _render(await service.read_profile(session, customer_id), principal)
+async def read_customer(
+    customer_id: uuid.UUID, request: Request, session: SessionDep, principal: CustomersReader
+) -> Response:
+    cache: ProfileCache = request.app.state.profile_cache
+    epoch = cache.epoch  # taken before the read: a change that lands meanwhile keeps this read out
+    profile = await service.read_profile(session, customer_id)
+    cache.store(customer_id, epoch, lambda show_pii: _rendering(_profile_response(profile, show_pii)))
+    return _profile_response(profile, principal.has("customers:pii"))
 
 
 @router.patch(
