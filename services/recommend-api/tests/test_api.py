@@ -122,6 +122,28 @@ async def test_recovery_offers_avoid_the_complained_sku_and_category(client: htt
     assert anyone["items"] and not {"A", "C"} & {i["sku"] for i in anyone["items"]}  # C shares A's category
 
 
+async def test_before_the_first_build_every_answer_is_503_with_retry_after(settings: Settings) -> None:
+    fresh = create_app(settings)  # the suite's app keeps serving the last model built by an earlier test
+    async with (
+        LifespanManager(fresh),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=fresh), base_url="http://fresh", headers=auth("reader")
+        ) as client,
+    ):
+        assert fresh.state.current is None
+        for response in [
+            await client.get(f"/v1/customers/{customer(1)}/recommendations"),
+            await client.get(f"/v1/customers/{customer(1)}/recovery-offers", params={"avoid_sku": "A"}),
+            await client.get("/v1/items/A/related"),
+            await client.post("/v1/baskets/complete", json={"items": ["A"]}),
+            await client.get("/v1/rules"),
+            await client.get("/v1/popular"),
+        ]:
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.headers["retry-after"] == "5"
+
+
 async def test_a_build_request_while_one_is_pending_returns_it(client: httpx.AsyncClient, app: FastAPI) -> None:
     await add_baskets(app, BASKETS)
     first = (await client.post("/v1/models", json={"evaluate": False})).json()

@@ -211,6 +211,39 @@ def test_known_customer_gets_repeat_items() -> None:
     assert all(model.category_of(s.sku) == "fruit" for s in model.recommend("c2", 2, category="fruit"))
 
 
+def test_an_exclusion_that_removes_nothing_changes_nothing() -> None:
+    # Unfiltered answers take the stored order directly; they must equal what filtering produces.
+    for tx, params in ((random_tx(7), Params()), (random_tx(8), Params(explore_every=3)), (hand_tx(), Params())):
+        model = Model.build(tx, params, now=NOW)
+        skus = tx.skus.tolist()
+        for customer in (*tx.customer_ids.tolist(), None):
+            for k in (1, 5, 10, 50):
+                plain = model.recommend(customer, k)
+                shown = {s.sku for s in plain}
+                absent = [sku for sku in skus if sku not in shown]
+                if absent:
+                    assert model.recommend(customer, k, exclude=absent[-1:]) == plain
+                assert model.recovery_offers(customer, k, avoid_categories=["no such category"]) == plain
+
+
+def test_bought_together_names_the_customers_own_related_items() -> None:
+    tx = random_tx(9)
+    params = Params()
+    model = Model.build(tx, params, now=NOW)
+    explained = 0
+    for customer in tx.customer_ids.tolist():
+        ranked = model.recommend(customer, params.candidates)
+        own = [s.sku for s in ranked if s.reason == "repeat"]
+        for s in ranked[:10]:
+            if s.reason == "repeat":
+                assert s.times_bought and s.times_bought >= 1 and s.last_bought_at and not s.because
+            elif s.reason == "bought_together":
+                related = {a.consequent for a in model.related(s.sku, params.related_per_item)}
+                assert list(s.because) == [sku for sku in own if sku in related][:3]
+                explained += 1
+    assert explained > 0
+
+
 def test_popularity_recency_decay() -> None:
     # "old" sold 10 times 200 days ago, "new" 3 times today. Half-life 30 days: 10 · 0.5^(200/30) ≈ 0.098 < 3.
     lines = [(f"o{i}", "old", NOW - 200 * DAY) for i in range(10)] + [(f"n{i}", "new", NOW) for i in range(3)]

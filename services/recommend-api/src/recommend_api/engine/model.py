@@ -277,6 +277,9 @@ class Model:
         c = int(self._a["item_category"][item])
         return self._categories[c] if c >= 0 else None
 
+    def _cat_names(self, items: npt.NDArray[np.integer[Any]]) -> list[str | None]:
+        return [self._categories[c] if c >= 0 else None for c in self._a["item_category"][items].tolist()]
+
     def _allowed(
         self, items: IntArray, *, category: str | None, exclude: IntArray, avoid_categories: Collection[str] = ()
     ) -> npt.NDArray[np.bool_]:
@@ -310,13 +313,17 @@ class Model:
             pool = self._a["cat_items"][self._a["cat_offsets"][c] : self._a["cat_offsets"][c + 1]]
         out: list[Suggestion] = []
         start, step = 0, max(4 * k, 64)
-        pop = self._a["pop_score"]
+        filtered = len(exclude) > 0 or len(avoid_categories) > 0
         while len(out) < k and start < len(pool):
             chunk = pool[start : start + step].astype(np.int64)
             start += step
-            chunk = chunk[self._allowed(chunk, category=None, exclude=exclude, avoid_categories=avoid_categories)]
-            for i in chunk[: k - len(out)].tolist():
-                out.append(Suggestion(self._skus[i], float(pop[i]), "popular", self._cat_name(i)))
+            if filtered:
+                chunk = chunk[self._allowed(chunk, category=None, exclude=exclude, avoid_categories=avoid_categories)]
+            chunk = chunk[: k - len(out)]
+            scores = self._a["pop_score"][chunk].tolist()
+            categories = self._cat_names(chunk)
+            for i, score, category_name in zip(chunk.tolist(), scores, categories, strict=True):
+                out.append(Suggestion(self._skus[i], score, "popular", category_name))
         return out
 
     def _customer_slice(self, customer_id: str | None) -> slice | None:
@@ -335,34 +342,52 @@ class Model:
         exclude: IntArray,
         avoid_categories: Collection[str] = (),
     ) -> list[Suggestion]:
-        items = self._a["cand_items"][rows].astype(np.int64)
-        ok = self._allowed(items, category=category, exclude=exclude, avoid_categories=avoid_categories)
-        picked = np.flatnonzero(ok)[:k] + rows.start
-        out = [self._candidate(int(j), rows) for j in picked.tolist()]
+        items = self._a["cand_items"][rows]
+        if len(exclude) > 0 or category is not None or len(avoid_categories) > 0:
+            ok = self._allowed(
+                items.astype(np.int64), category=category, exclude=exclude, avoid_categories=avoid_categories
+            )
+            picked = np.flatnonzero(ok)[:k]
+        else:  # nothing to filter out: the stored order is the answer
+            picked = np.arange(len(items))[:k]
+        out = self._candidates(rows, picked)
         if len(out) < k:
-            taken = np.concatenate([exclude, self._a["cand_items"][picked].astype(np.int64)])
+            taken = np.concatenate([exclude, items[picked].astype(np.int64)])
             out += self._popular(k - len(out), category=category, exclude=taken, avoid_categories=avoid_categories)
         return out
 
-    def _candidate(self, j: int, rows: slice) -> Suggestion:
+    def _candidates(self, rows: slice, picked: IntArray) -> list[Suggestion]:
+        """The stored candidates at positions ``picked`` of a customer's ``rows``, with their reasons.
+
+        Each array is read once for all of them (a request renders up to 50), not once per candidate.
+        """
         a = self._a
-        i = int(a["cand_items"][j])
-        reason = _REASONS[int(a["cand_reason"][j])]
-        if reason == "repeat":
-            return Suggestion(
-                self._skus[i],
-                float(a["cand_scores"][j]),
-                reason,
-                self._cat_name(i),
-                times_bought=int(a["cand_times"][j]),
-                last_bought_at=float(a["cand_last"][j]),
-            )
-        because: tuple[str, ...] = ()
-        if reason == "bought_together":
-            own = a["cand_items"][rows][a["cand_reason"][rows] == 0]
-            rel = a["rel_items"][a["rel_offsets"][i] : a["rel_offsets"][i + 1]]
-            because = tuple(self._skus[x] for x in own[np.isin(own, rel)][:3].tolist())
-        return Suggestion(self._skus[i], float(a["cand_scores"][j]), reason, self._cat_name(i), because=because)
+        at = picked + rows.start
+        items = a["cand_items"][at]
+        reasons = a["cand_reason"][at].tolist()
+        scores = a["cand_scores"][at].tolist()
+        times = a["cand_times"][at].tolist()
+        last = a["cand_last"][at].tolist()
+        categories = self._cat_names(items)
+        own: list[int] | None = None  # the customer's repeat items, in stored order, read when first needed
+        out: list[Suggestion] = []
+        for n, i in enumerate(items.tolist()):
+            reason = _REASONS[reasons[n]]
+            if reason == "repeat":
+                out.append(
+                    Suggestion(
+                        self._skus[i], scores[n], reason, categories[n], times_bought=times[n], last_bought_at=last[n]
+                    )
+                )
+                continue
+            because: tuple[str, ...] = ()
+            if reason == "bought_together":
+                if own is None:
+                    own = a["cand_items"][rows][a["cand_reason"][rows] == 0].tolist()
+                related = set(a["rel_items"][a["rel_offsets"][i] : a["rel_offsets"][i + 1]].tolist())
+                because = tuple(self._skus[x] for x in own if x in related)[:3]
+            out.append(Suggestion(self._skus[i], scores[n], reason, categories[n], because=because))
+        return out
 
     def recommend(
         self, customer_id: str | None, k: int, *, category: str | None = None, exclude: Collection[str] = ()

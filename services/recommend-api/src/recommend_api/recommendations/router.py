@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
@@ -26,7 +26,6 @@ from recommend_api.recommendations.schemas import (
     Recommendations,
     Related,
     Sku,
-    Suggestion,
 )
 from recommend_api.sync.audience import Audience
 
@@ -38,13 +37,13 @@ SkuList = Annotated[list[Sku], Query(max_length=100)]
 
 
 def _current(request: Request) -> CurrentModel:
+    """The served model, or 503 before the first build. Called, not declared as a dependency: FastAPI solves each
+    dependency per request and runs a sync one in its thread pool, which together cost several times the CPU of
+    computing and rendering the recommendations."""
     current: CurrentModel | None = request.app.state.current
     if current is None:
         raise ServiceUnavailable("no model has been built yet: POST /v1/models", headers={"Retry-After": "5"})
     return current
-
-
-Current = Annotated[CurrentModel, Depends(_current)]
 
 
 def _resolve(request: Request, customer_id: uuid.UUID) -> tuple[uuid.UUID, bool]:
@@ -52,14 +51,15 @@ def _resolve(request: Request, customer_id: uuid.UUID) -> tuple[uuid.UUID, bool]
     return audience.resolve(customer_id)
 
 
-def _render(current: CurrentModel, suggestions: Sequence[engine.Suggestion]) -> list[Suggestion]:
+def _render(current: CurrentModel, suggestions: Sequence[engine.Suggestion]) -> list[dict[str, Any]]:
+    """Suggestions as the fields of the `Suggestion` schema; the body model validates them all in one call."""
     return [
-        Suggestion(
-            sku=s.sku, name=current.names.get(s.sku), category=s.category, score=round(float(s.score), 6),
-            reason=s.reason, times_bought=s.times_bought,
-            last_bought_at=dt.datetime.fromtimestamp(s.last_bought_at, dt.UTC) if s.last_bought_at else None,
-            because=list(s.because),
-        )
+        {
+            "sku": s.sku, "name": current.names.get(s.sku), "category": s.category, "score": round(s.score, 6),
+            "reason": s.reason, "times_bought": s.times_bought,
+            "last_bought_at": dt.datetime.fromtimestamp(s.last_bought_at, dt.UTC) if s.last_bought_at else None,
+            "because": list(s.because),
+        }
         for s in suggestions
     ]  # fmt: skip
 
@@ -96,11 +96,11 @@ async def recommendations(
     customer_id: uuid.UUID,
     request: Request,
     _: Reader,
-    current: Current,
     limit: Limit = 10,
     category: Category = None,
     exclude: Annotated[SkuList, Query(description="SKUs not to suggest (repeat the parameter)")] = [],  # noqa: B006
 ) -> Response:
+    current = _current(request)
     served, personal = _resolve(request, customer_id)
     who = str(served) if personal else None
     return _answer(current, served, who, current.model.recommend(who, limit, category=category, exclude=exclude))
@@ -118,7 +118,6 @@ async def recovery_offers(
     customer_id: uuid.UUID,
     request: Request,
     _: Reader,
-    current: Current,
     limit: Limit = 5,
     avoid_sku: Annotated[SkuList, Query(description="SKUs the complaint was about")] = [],  # noqa: B006
     avoid_category: Annotated[
@@ -126,6 +125,7 @@ async def recovery_offers(
         Query(max_length=20, description="Categories the complaint was about"),
     ] = [],  # noqa: B006
 ) -> Response:
+    current = _current(request)
     served, personal = _resolve(request, customer_id)
     who = str(served) if personal else None
     # The complained item's own category is avoided too, even when the caller does not know it.
@@ -142,8 +142,9 @@ async def recovery_offers(
     responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def related(
-    sku: Annotated[str, Path(min_length=1, max_length=64)], _: Reader, current: Current, limit: Limit = 10
+    sku: Annotated[str, Path(min_length=1, max_length=64)], request: Request, _: Reader, limit: Limit = 10
 ) -> Response:
+    current = _current(request)
     if not current.model.knows_item(sku):
         raise NotFound(f"no purchase of item {sku} is known")
     items = [_association(current, a) for a in current.model.related(sku, limit)]
@@ -158,7 +159,8 @@ async def related(
     "history when `customer_id` is given and they may be profiled.",
     responses=problem_responses(401, 403, 422, 503),
 )
-async def complete_basket(data: BasketCompletion, request: Request, _: Reader, current: Current) -> Response:
+async def complete_basket(data: BasketCompletion, request: Request, _: Reader) -> Response:
+    current = _current(request)
     served, personal = (None, False) if data.customer_id is None else _resolve(request, data.customer_id)
     who = str(served) if served is not None and personal else None
     return _answer(current, served, who, current.model.complete_basket(data.items, data.limit, customer_id=who))
@@ -173,14 +175,15 @@ async def complete_basket(data: BasketCompletion, request: Request, _: Reader, c
     responses=problem_responses(400, 401, 403, 422, 503),
 )
 async def rules(
+    request: Request,
     _: Reader,
-    current: Current,
     page: Annotated[PageParams, Depends()],
     min_support: Annotated[float, Query(ge=0, le=1)] = 0.001,
     min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.1,
     min_lift: Annotated[float, Query(ge=0, le=1e6)] = 1.0,
     sku: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> Response:
+    current = _current(request)
     position = page.keyset(int, int)
     version, offset = position if position else (current.version, 0)
     if version != current.version:
@@ -202,6 +205,7 @@ async def rules(
     description="Best sellers by recent baskets (older purchases count less), overall or in one category.",
     responses=problem_responses(401, 403, 422, 503),
 )
-async def popular(_: Reader, current: Current, limit: Limit = 10, category: Category = None) -> Response:
+async def popular(request: Request, _: Reader, limit: Limit = 10, category: Category = None) -> Response:
+    current = _current(request)
     items = _render(current, current.model.popular(limit, category=category))
     return model_response(Popular(category=category, model_version=current.version, items=items))
