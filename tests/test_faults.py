@@ -4,6 +4,7 @@ one PostgreSQL database. Afterwards every record is there exactly once and nothi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -16,20 +17,33 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
-from conftest import RunningService, client_for, free_port, purchase_feed, recommend_env, start_service, stop_service
-from sqlalchemy import update
+from conftest import (
+    RunningService,
+    client_for,
+    free_port,
+    purchase_feed,
+    recommend_env,
+    start_service,
+    stop_service,
+    wait_for,
+)
+from sqlalchemy import select, update
 
 import complaint_api.models  # noqa: F401  (every table, for the foreign keys)
-from complaint_api.complaints.models import Complaint
+from complaint_api.complaints.models import Complaint, ComplaintEvent
+from complaint_api.webhooks.models import WebhookDelivery
+from complaint_api.webhooks.service import LEASE
 from crm_kit.db import Database
-from crm_kit.testing import temporary_database
+from crm_kit.testing import BACKENDS, temporary_database
 
 
 def _orders(customer_id: str, count: int, tag: str) -> list[dict[str, Any]]:
@@ -240,10 +254,17 @@ async def test_two_complaint_api_replicas_flag_each_breach_once(tmp_path: Path) 
                 stop_service(replica)
 
 
+class Backlogged(ThreadingHTTPServer):
+    """A test server that takes many connections at once (the default backlog of 5 drops the rest, whose
+    senders then wait a second before trying again)."""
+
+    request_queue_size = 128
+
+
 class SlowReceiver:
     """A webhook receiver that takes its time answering, so a sender can be killed mid-delivery."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, port: int = 0) -> None:
         received: list[tuple[str, dict[str, Any]]] = []  # (delivery id, body)
         self.received = received
         lock = threading.Lock()
@@ -260,7 +281,7 @@ class SlowReceiver:
             def log_message(self, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Backlogged(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -387,3 +408,188 @@ def test_a_postgresql_restart_is_survived_without_restarting_the_service(tmp_pat
             stop_service(service)
         server.stop()
         shutil.rmtree(server.directory, ignore_errors=True)
+
+
+def _take_concurrently(service: RunningService, count: int, workers: int = 4) -> list[str]:
+    """`count` complaints taken by `workers` clients at once; returns their ids."""
+
+    def take(worker: int) -> list[str]:
+        with client_for(service) as client:
+            ids = []
+            for i in range(worker, count, workers):
+                body = {"customer_id": str(uuid.uuid4()), "channel": "web", "category": "delivery", "severity": "low",
+                        "subject": f"超时未送达 {i}", "description": "承诺的送货时间已过。"}  # fmt: skip
+                taken = client.post("/v1/complaints", json=body)
+                assert taken.status_code == 201, taken.text
+                ids.append(taken.json()["id"])
+            return ids
+
+    with ThreadPoolExecutor(workers) as pool:
+        return [i for ids in pool.map(take, range(workers)) for i in ids]
+
+
+def _pages(client: httpx.Client, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paged list."""
+    items: list[dict[str, Any]] = []
+    query: dict[str, Any] = {"limit": 500, **params}
+    while True:
+        page = client.get(path, params=query).json()
+        items += page["items"]
+        if not page["next_cursor"]:
+            return items
+        query["cursor"] = page["next_cursor"]
+
+
+async def _breach_events(database: Database) -> list[tuple[str, str]]:
+    """(complaint id, target) of every `sla_breached` event on the timelines, i.e. in the outbox."""
+    async with database.session_scope(read_only=True) as session:
+        query = select(ComplaintEvent.complaint_id, ComplaintEvent.data).where(ComplaintEvent.type == "sla_breached")
+        return [(str(complaint_id), data["target"]) for complaint_id, data in await session.execute(query)]
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float) -> bool:
+    """Poll `check` until it holds (True) or `seconds` have passed (False)."""
+    deadline = time.monotonic() + seconds
+    while not await check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+HOLD_LOCK = 80_808
+# After the first sweep pass, a pass that inserts breach events waits for an advisory lock the test holds:
+# its event ids are taken, it cannot commit.
+HOLD_SWEEP = f"""
+CREATE FUNCTION hold_sweep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM inserted WHERE type = 'sla_breached') AND EXISTS (
+        SELECT 1 FROM complaint_events WHERE type = 'sla_breached' AND id < (SELECT min(id) FROM inserted)
+    ) THEN
+        PERFORM pg_advisory_xact_lock_shared({HOLD_LOCK});
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER hold_sweep AFTER INSERT ON complaint_events REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION hold_sweep();
+"""
+HELD = """
+    SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+    AND wait_event = 'advisory'
+"""
+
+
+@contextlib.asynccontextmanager
+async def _second_sweep_held(url: str) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+    """Hold complaint-api's second SLA sweep pass on PostgreSQL in the middle of its transaction; yields a check
+    that it is held. A kill then cuts off a transaction whose event ids are taken: a gap in the timeline's ids,
+    which webhook fan-out has to get past. Released and removed on leaving."""
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute(f"SELECT pg_advisory_lock({HOLD_LOCK})")
+        await connection.execute(HOLD_SWEEP)
+
+        async def held() -> bool:
+            return bool(await connection.fetchval(HELD))
+
+        yield held
+    finally:
+        await connection.execute(f"SELECT pg_advisory_unlock({HOLD_LOCK})")
+        await connection.execute("DROP TRIGGER hold_sweep ON complaint_events; DROP FUNCTION hold_sweep()")
+        await connection.close()
+
+
+async def _leased(database: Database) -> set[str]:
+    """Complaints with a delivery claimed by a sender and not settled: after a kill it waits for its lease to end,
+    and the complaint's later deliveries wait for it."""
+    async with database.session_scope(read_only=True) as session:
+        query = select(WebhookDelivery.complaint_id, WebhookDelivery.last_attempt_at, WebhookDelivery.next_attempt_at)
+        rows = await session.execute(query.where(WebhookDelivery.status == "pending", WebhookDelivery.attempts > 0))
+        return {str(complaint_id) for complaint_id, tried, next_try in rows if next_try - tried >= LEASE}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_complaint_api_killed_mid_sla_sweep_flags_and_delivers_every_breach_once(
+    backend: str, tmp_path: Path
+) -> None:
+    # A sweep pass flags at most 200 complaints in one transaction, so 600 overdue complaints take three passes.
+    env = {"COMPLAINT_API_CUSTOMER_API_URL": "http://127.0.0.1:9", "COMPLAINT_API_RECOMMEND_API_URL": "http://127.0.0.1:9",
+           "COMPLAINT_API_WEBHOOK_ALLOW_PRIVATE": "true", "COMPLAINT_API_SWEEP_SECONDS": "0.1"}  # fmt: skip
+    count = 600
+    # The receiver is down until after the kill: deliveries tried before it fail and are retried later, and none
+    # is in flight at the kill (that one would wait out its lease, as the webhook test above shows).
+    receiver_port = free_port()
+    receiver: SlowReceiver | None = None
+    async with temporary_database(backend, "fault_sla_sweep", tmp_path) as url:
+        database = Database(url)
+        first = start_service("complaint-api", url, tmp_path, env)
+        try:
+            ids = await asyncio.to_thread(_take_concurrently, first, count)
+            expected = {(i, target) for i in ids for target in ("first_response", "resolution")}
+            with client_for(first) as client:
+                hook = {"url": f"http://127.0.0.1:{receiver_port}/hook", "events": ["complaint.sla_breached"],
+                        "secret": "fault-test-secret-0002"}  # fmt: skip
+                created = client.post("/v1/webhooks", json=hook)
+                assert created.status_code == 201, created.text
+                webhook_id = created.json()["id"]
+
+            async def part_way() -> bool:
+                return 0 < len(await _breach_events(database)) < len(expected)
+
+            if backend == "postgresql":
+                async with _second_sweep_held(url) as held:
+                    await _make_overdue(url)  # both targets of every complaint fall due together
+                    assert await _eventually(held, 30), "no sweep pass was held"
+                    _kill(first)  # the first pass committed, the second is cut off before its commit
+            else:
+                await _make_overdue(url)
+                assert await _eventually(part_way, 30), "the sweep was never seen part-way"
+                _kill(first)  # some complaints flagged, the rest not yet (or in the transaction cut off)
+            at_kill = len(await _breach_events(database))
+            assert 0 < at_kill < len(expected), f"{at_kill} breaches stored at the kill: the sweep was not part-way"
+            leased = await _leased(database)
+            receiver = SlowReceiver(delay=0.0, port=receiver_port)
+            second = start_service("complaint-api", url, tmp_path, env)
+            try:
+
+                async def all_flagged() -> bool:
+                    return len(await _breach_events(database)) >= len(expected)
+
+                await _eventually(all_flagged, 30)
+                # Each target of each complaint breached exactly once: one event in the outbox and its flag.
+                assert sorted(await _breach_events(database)) == sorted(expected)
+                with client_for(second) as client:
+                    flagged = await asyncio.to_thread(_pages, client, "/v1/complaints", breached="true")
+                assert sorted(c["id"] for c in flagged) == sorted(ids)
+                assert all(c["first_response_breached"] and c["resolution_breached"] for c in flagged)
+
+                def delivered() -> set[tuple[str, str]]:
+                    assert receiver is not None
+                    return {(body["complaint"]["id"], body["data"]["target"]) for _, body in list(receiver.received)}
+
+                # Delivered well within the 60 s that a gap in the event ids takes to settle, but for complaints
+                # with a delivery in flight at the kill (rare with the receiver down): those wait for the lease.
+                prompt = {(i, target) for i, target in expected if i not in leased}
+                await asyncio.to_thread(wait_for, lambda: delivered() >= prompt, "breaches delivered", 30)
+                await asyncio.to_thread(wait_for, lambda: delivered() == expected, "every breach delivered", 90)
+                per_delivery: dict[str, set[tuple[str, str]]] = {}
+                for delivery_id, body in receiver.received:
+                    assert body["id"] == delivery_id and body["event"] == "complaint.sla_breached"
+                    per_delivery.setdefault(delivery_id, set()).add((body["complaint"]["id"], body["data"]["target"]))
+                # One delivery id per breach: a repeat (there may be none) is dropped by its id.
+                assert len(per_delivery) == len(expected) and all(len(b) == 1 for b in per_delivery.values())
+                with client_for(second) as client:
+                    # The receiver counts a delivery before it answers; the sender records it once answered.
+                    path = f"/v1/webhooks/{webhook_id}/deliveries"
+                    await asyncio.to_thread(
+                        wait_for, lambda: not _pages(client, path, status="pending"), "deliveries recorded", 10
+                    )
+                    log = await asyncio.to_thread(_pages, client, path)
+                assert len(log) == len(expected) and {d["status"] for d in log} == {"delivered"}
+            finally:
+                stop_service(second)
+        finally:
+            stop_service(first)
+            await database.dispose()
+            if receiver is not None:
+                receiver.close()

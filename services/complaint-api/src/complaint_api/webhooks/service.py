@@ -273,6 +273,9 @@ async def fan_out(session: AsyncSession, *, webhook_id: uuid.UUID, now: dt.datet
     ).all()
     wanted = {EVENT_TYPES[name] for name in webhook.events if name in EVENT_TYPES}
     ids = [row.id for row in seen if row.type in wanted]
+    cursor = next_cursor(webhook.last_event_id, [(row.id, row.occurred_at) for row in seen], now)
+    if wanted and len(seen) == FAN_OUT_BATCH and cursor < seen[-1].id:
+        ids += await _beyond_gap(session, webhook_id=webhook.id, after=seen[-1].id, types=wanted)
     queued = 0
     if ids:
         # Events past a gap were queued by an earlier pass already (the cursor waited, they did not).
@@ -315,9 +318,28 @@ async def fan_out(session: AsyncSession, *, webhook_id: uuid.UUID, now: dt.datet
                 .returning(WebhookDelivery.id)
             )
             queued = len(inserted.all())
-    webhook.last_event_id = next_cursor(webhook.last_event_id, [(row.id, row.occurred_at) for row in seen], now)
+    webhook.last_event_id = cursor
     await session.flush()
     return queued
+
+
+async def _beyond_gap(session: AsyncSession, *, webhook_id: uuid.UUID, after: int, types: set[str]) -> list[int]:
+    """The next batch of the webhook's events past both `after` and the newest event it has queued.
+
+    While the cursor waits at a gap, each pass reads the same batch past it; without this, events further on
+    (a burst of SLA breaches behind a transaction cut off by a crash) would wait until the gap settles.
+    """
+    queued_up_to = await session.execute(
+        select(func.max(WebhookDelivery.event_id)).where(WebhookDelivery.webhook_id == webhook_id)
+    )
+    start = max(after, queued_up_to.scalar_one_or_none() or 0)
+    found = await session.execute(
+        select(ComplaintEvent.id)
+        .where(ComplaintEvent.id > start, ComplaintEvent.type.in_(types))
+        .order_by(ComplaintEvent.id)
+        .limit(FAN_OUT_BATCH)
+    )
+    return list(found.scalars())
 
 
 # --- dispatch ----------------------------------------------------------------------------------------
