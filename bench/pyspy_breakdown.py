@@ -57,7 +57,10 @@ PHASES: list[tuple[str, tuple[str, ...]]] = [
         ("AsyncSession.execute", "Session.execute", "get_customer (", "sqlalchemy/"),
     ),
     ("Serialisation: CustomerRead.model_validate + model_dump_json + Response", ("_render (", "model_response (")),
-    ("Auth: HTTPBearer + API-key hash + scope check", ("current_principal", "HTTPBearer.__call__", "_check (")),
+    (
+        "Auth: HTTPBearer + API-key hash + scope check",
+        ("current_principal", "HTTPBearer.__call__", "_check (", "KeyRing.authenticate"),
+    ),
     ("Access log (structlog)", ("structlog/",)),
     ("Metrics (prometheus_client)", ("prometheus_client/",)),
     (
@@ -79,6 +82,7 @@ PHASES: list[tuple[str, tuple[str, ...]]] = [
     ),
 ]
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("Profile cache: ProfileReads (path and key check, cached answer)", ("customer_api/customers/cache",)),
     ("DB: asyncpg simple query (BEGIN/COMMIT/ROLLBACK; sample too shallow to tell which)", ("asyncpg/",)),
     ("Request middleware (crm_kit RequestContextMiddleware)", ("crm_kit/observability",)),
     ("Serialisation: pydantic (other)", ("pydantic/",)),
@@ -129,6 +133,7 @@ GROUPS: list[tuple[tuple[str, ...], str]] = [
     (("SQLAlchemy:",), "SQLAlchemy ORM: statement, execute, row → object, session"),
     (("FastAPI:", "Routing:", "Framework"), "FastAPI/Starlette: routing, dependency resolution, middleware stack"),
     (("Serialisation:",), "Serialisation: pydantic model + JSON"),
+    (("Profile cache:",), "Profile cache layer (cached answers in front of FastAPI)"),
     (("Auth:", "Access log", "Metrics", "Request middleware"), "crm_kit: auth, request middleware, metrics, log"),
     (("uvicorn", "Event loop", "No Python"), "uvicorn, event loop, sockets, C code"),
 ]
