@@ -64,6 +64,7 @@ def test_one_json_log_line_per_request_with_the_request_id(
     line = lines[0]
     assert line["method"] == "GET" and line["path"] == "/v1/customers" and line["status"] == 200
     assert line["route"] == "/v1/customers" and line["duration_ms"] >= 0 and line["service"] == "customer-api"
+    assert line["level"] == "info" and line["message"] == "request" and line["timestamp"].endswith("Z")
 
 
 def test_sigterm_stops_the_service_cleanly(tmp_path: object) -> None:

@@ -5,11 +5,12 @@ A pure ASGI middleware (no per-request task or body copy) so that it costs littl
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 import re
-import sys
 import secrets
+import sys
 import time
 from typing import Any
 
@@ -118,9 +119,9 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics, access_log: bool, max_body_bytes: int) -> None:
         self.app = app
         self.metrics = metrics
-        self.access_log = access_log
+        self.access_log = access_log and logging.getLogger().isEnabledFor(logging.INFO)
         self.max_body_bytes = max_body_bytes
-        self.log = structlog.get_logger("access")
+        self.out = sys.stdout  # where configure_logging sends every line
         # Generated request ids: 32 hex digits, a random prefix per process and a counter (no system call).
         self.id_prefix = secrets.token_hex(10)
         self.id_counter = itertools.count()
@@ -162,15 +163,26 @@ class RequestContextMiddleware:
             method = scope["method"]
             self.metrics.observe(method, template, status, elapsed)
             if self.access_log:
-                self.log.info(
-                    "request",
-                    method=method,
-                    path=scope["path"],
-                    route=template,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )
+                self._access_line(rid, method, scope["path"], template, status, elapsed)
             request_id.reset(token)
+
+    def _access_line(self, rid: str, method: str, path: str, route: str, status: int, elapsed: float) -> None:
+        """The request's log line, in the shape structlog gives every other line but written directly:
+        its processor chain cost more than a cached profile read itself."""
+        line = {
+            "service": self.metrics.service,
+            "method": method,
+            "path": path,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+            "request_id": rid,
+            "level": "info",
+            "timestamp": dt.datetime.now(dt.UTC),
+            "message": "request",
+        }
+        self.out.write(orjson.dumps(line, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE).decode())
+        self.out.flush()
 
     def _limited(self, receive: Receive) -> Receive:
         seen = 0
