@@ -593,3 +593,125 @@ async def test_complaint_api_killed_mid_sla_sweep_flags_and_delivers_every_breac
             await database.dispose()
             if receiver is not None:
                 receiver.close()
+
+
+class SlowCustomerApi:
+    """A stand-in for customer-api that answers everything, but only after `delay` seconds, and counts the
+    customer lookups that reach it."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.lookups = 0
+        lock = threading.Lock()
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                lookup = path.startswith("/v1/customers/")
+                if lookup:
+                    with lock:
+                        peer.lookups += 1
+                time.sleep(peer.delay)
+                body: dict[str, Any]
+                if lookup:
+                    status, body = 200, {"id": path.rsplit("/", 1)[1], "name": "王女士", "tier": "regular",
+                                         "type": "individual", "created_at": "2025-03-01T08:00:00Z"}  # fmt: skip
+                elif path == "/v1/feeds/customers":
+                    status, body = 200, {"items": [], "next_cursor": None, "has_more": False}
+                else:
+                    status, body = 404, {"status": 404}
+                payload = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # complaint-api stopped waiting for the answer
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = Backlogged(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _intake_stream(
+    service: RunningService, count: int, workers: int, pause: float
+) -> list[tuple[float, httpx.Response]]:
+    """`count` complaints from `workers` clients at once, each pausing `pause` seconds after each one; returns
+    (seconds taken, response) of each."""
+
+    def take(worker: int) -> list[tuple[float, httpx.Response]]:
+        answers = []
+        with client_for(service) as client:
+            for i in range(worker, count, workers):
+                body = {"customer_id": str(uuid.uuid4()), "channel": "phone", "category": "product_quality",
+                        "severity": "low", "subject": f"商品破损 {i}", "description": "收到时外包装已破。"}  # fmt: skip
+                started = time.perf_counter()
+                answer = client.post("/v1/complaints", json=body)
+                answers.append((time.perf_counter() - started, answer))
+                time.sleep(pause)
+        return answers
+
+    with ThreadPoolExecutor(workers) as pool:
+        return [answer for answers in pool.map(take, range(workers)) for answer in answers]
+
+
+def test_a_slow_peer_leaves_intake_latency_bounded_and_snapshots_are_completed_later(tmp_path: Path) -> None:
+    lookup_seconds = 0.5
+    peer = SlowCustomerApi(delay=2.0)  # answers, but four times slower than intake waits for it
+    env = {"COMPLAINT_API_CUSTOMER_API_URL": peer.url, "COMPLAINT_API_RECOMMEND_API_URL": "http://127.0.0.1:9",
+           "COMPLAINT_API_INTAKE_LOOKUP_SECONDS": str(lookup_seconds),
+           "COMPLAINT_API_SWEEP_SECONDS": "0.3"}  # fmt: skip
+    service = start_service("complaint-api", f"sqlite+aiosqlite:///{tmp_path}/c.db", tmp_path, env)
+    ready: list[int] = []
+    streaming = threading.Event()
+
+    def watch_readiness() -> None:
+        with client_for(service) as client:
+            while streaming.is_set():
+                ready.append(client.get("/readyz").status_code)
+                time.sleep(0.2)
+
+    try:
+        streaming.set()
+        watcher = threading.Thread(target=watch_readiness)
+        watcher.start()
+        try:
+            # About 12 s of intakes: longer than the breaker stays open (10 s), so it is tried again meanwhile.
+            answers = _intake_stream(service, count=150, workers=5, pause=0.35)
+        finally:
+            streaming.clear()
+            watcher.join()
+        lookups = peer.lookups
+        assert [a.status_code for _, a in answers] == [201] * len(answers), {a.text for _, a in answers}
+        assert {a.json()["snapshot_status"] for _, a in answers} == {"pending"}
+        # Intake waits at most COMPLAINT_API_INTAKE_LOOKUP_SECONDS for the peer, and not at all once the breaker
+        # is open: generous bounds tied to that setting, not to this machine's speed.
+        timings = sorted(seconds for seconds, _ in answers)
+        p99 = statistics.quantiles(timings, n=100)[98]
+        assert p99 < lookup_seconds + 2.5 and statistics.median(timings) < lookup_seconds + 0.5, timings
+        assert ready and set(ready) == {200}
+        # The breaker opened: most intakes did not call the slow peer at all.
+        assert lookups < len(answers) / 2, f"{lookups} lookups reached the peer for {len(answers)} intakes"
+        taken = sorted(a.json()["id"] for _, a in answers)
+        with client_for(service) as client:
+            assert sorted(c["id"] for c in _pages(client, "/v1/complaints")) == taken  # each stored once
+            peer.delay = 0.0  # the peer is quick again: the pending snapshots are filled in
+
+            def completed() -> bool:
+                return {c["snapshot_status"] for c in _pages(client, "/v1/complaints")} == {"ok"}
+
+            wait_for(completed, "every snapshot completed", 45)
+            assert all(c["customer_snapshot"]["tier"] == "regular" for c in _pages(client, "/v1/complaints"))
+    finally:
+        stop_service(service)
+        peer.close()

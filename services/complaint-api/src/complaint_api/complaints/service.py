@@ -117,7 +117,12 @@ async def lookup_customer(
     try:
         async with asyncio.timeout(within):
             snapshot = await fetch_customer(peer, customer_id)
-    except (PeerUnavailable, TimeoutError):
+    except PeerUnavailable:
+        return "pending", None
+    except TimeoutError:
+        # Cut off by intake's own deadline, the call never reports to the breaker. A peer that answers, only
+        # slower than intake waits, counts as failing: enough of them open the breaker and intake stops asking.
+        peer.breaker.record_failure()
         return "pending", None
     return ("ok", snapshot) if snapshot is not None else ("unknown_customer", None)
 
