@@ -5,6 +5,7 @@ A pure ASGI middleware (no per-request task or body copy) so that it costs littl
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import logging
@@ -122,6 +123,7 @@ class RequestContextMiddleware:
         self.access_log = access_log and logging.getLogger().isEnabledFor(logging.INFO)
         self.max_body_bytes = max_body_bytes
         self.out = sys.stdout  # where configure_logging sends every line
+        self._pending: list[bytes] = []
         # Generated request ids: 32 hex digits, a random prefix per process and a counter (no system call).
         self.id_prefix = secrets.token_hex(10)
         self.id_counter = itertools.count()
@@ -181,7 +183,15 @@ class RequestContextMiddleware:
             "timestamp": dt.datetime.now(dt.UTC),
             "message": "request",
         }
-        self.out.write(orjson.dumps(line, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE).decode())
+        self._pending.append(orjson.dumps(line, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE))
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self._write_pending)
+
+    def _write_pending(self) -> None:
+        """Write the lines of the requests finished in one turn of the event loop with one system call: a
+        write per line cost a quarter of a cached read under load, and a line waits only for that turn."""
+        lines, self._pending = self._pending, []
+        self.out.write(b"".join(lines).decode())
         self.out.flush()
 
     def _limited(self, receive: Receive) -> Receive:
