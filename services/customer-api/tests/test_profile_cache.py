@@ -165,8 +165,7 @@ def test_a_read_that_raced_a_change_is_not_kept() -> None:
     cache.store(first, started, _rendering("old"))
     assert str(first) not in cache
     cache.store(first, cache.epoch, _rendering("new"))
-    assert cache.lookup(str(first), True) == ([], b"new:True")
-    assert cache.lookup(str(first), False) == ([], b"new:False")
+    assert cache.entry(str(first)) == (([], b"new:False"), ([], b"new:True"))
     cache.store(second, cache.epoch, _rendering("b"))
     cache.store(third, cache.epoch, _rendering("c"))  # over capacity: the oldest goes
     assert str(first) not in cache and str(second) in cache and str(third) in cache

@@ -68,9 +68,9 @@ class ProfileCache:
     def __contains__(self, customer_id: str) -> bool:
         return customer_id in self._entries
 
-    def lookup(self, customer_id: str, show_pii: bool) -> Rendering | None:
-        entry = self._entries.get(customer_id)
-        return None if entry is None else entry[show_pii]
+    def entry(self, customer_id: str) -> tuple[Rendering, Rendering] | None:
+        """The profile's renderings (masked, with PII) if cached."""
+        return self._entries.get(customer_id)
 
     def store(self, customer_id: uuid.UUID, epoch: int, render: Renderer) -> None:
         """Keep both renderings of a profile read in `epoch`, unless something changed since it began."""
@@ -109,6 +109,7 @@ class ProfileReads:
         self.scope = scope
         self.pii_scope = pii_scope
         self._route: BaseRoute | None = None
+        self._readers: dict[bytes, bool] = {}  # Authorization header → may see PII
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,19 +133,28 @@ class ProfileReads:
     def _cached(self, scope: Scope, path: str) -> Rendering | None:
         if not self.cache.live or not path.startswith(PREFIX):
             return None
-        key = path[len(PREFIX) :]
-        if key not in self.cache:
+        entry = self.cache.entry(path[len(PREFIX) :])
+        if entry is None:
             return None
-        keyring: KeyRing = scope["app"].state.keyring
         for name, value in scope["headers"]:
             if name == b"authorization":
-                # As HTTPBearer reads it: the scheme, one space, the key.
-                scheme, _, credentials = value.decode("latin-1").partition(" ")
-                principal = keyring.authenticate(credentials) if scheme.lower() == "bearer" else None
-                if principal is None or not principal.has(self.scope):
+                show_pii = self._readers.get(value)
+                if show_pii is None and (show_pii := self._reader(scope, value)) is None:
                     return None  # the application answers 401 / 403
-                return self.cache.lookup(key, principal.has(self.pii_scope))
+                return entry[show_pii]
         return None
+
+    def _reader(self, scope: Scope, authorization: bytes) -> bool | None:
+        """Whether this `Authorization` value may read profiles with PII, without it, or (None) not at all."""
+        # As HTTPBearer reads it: the scheme, one space, the key.
+        scheme, _, credentials = authorization.decode("latin-1").partition(" ")
+        keyring: KeyRing = scope["app"].state.keyring
+        principal = keyring.authenticate(credentials) if scheme.lower() == "bearer" else None
+        if principal is None or not principal.has(self.scope):
+            return None
+        # Remembered for valid keys only (a few spellings of the scheme each), so this stays small.
+        self._readers[authorization] = show_pii = principal.has(self.pii_scope)
+        return show_pii
 
     def _find_route(self, scope: Scope) -> BaseRoute:
         for route in iter_route_contexts(scope["app"].routes):
