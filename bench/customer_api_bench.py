@@ -703,7 +703,7 @@ def interpretation(
         )
         log_ratio = rps["ours_log"] / rps["bare"]
         lines.append(
-            f"- The JSON access log (`CRM_ACCESS_LOG=true`: one structlog line per request, to /dev/null here; "
+            f"- The JSON access log (`CRM_ACCESS_LOG=true`: one JSON line per request, to /dev/null here; "
             f"cache on in both) changes read throughput by {change:+.1%} ({fmt(rps['ours'])} → "
             f"{fmt(rps['ours_log'])} req/s, {us['ours_log'] - us['ours']:+.0f} µs per request): {verdict}. "
             f"With the access log on, cached reads are at {log_ratio:.1%} of the bare app"
