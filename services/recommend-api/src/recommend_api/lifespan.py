@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from crm_kit.background import running
 from crm_kit.http import PeerClient, PeerConfig
 from recommend_api.builds.jobs import build_loop, load_current
 from recommend_api.config import Settings
@@ -26,15 +27,5 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     key = settings.customer_api_key or (settings.dev_api_key if settings.environment != "production" else None)
     async with PeerClient("customer-api", PeerConfig(base_url=settings.customer_api_url, api_key=key)) as peer:
         app.state.customer_api = peer
-        tasks = [
-            asyncio.create_task(sync_loop(app), name="recommend-sync"),
-            asyncio.create_task(build_loop(app), name="recommend-builds"),
-        ]
-        try:
+        async with running({"recommend-sync": sync_loop(app), "recommend-builds": build_loop(app)}):
             yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task

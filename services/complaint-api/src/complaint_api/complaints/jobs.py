@@ -21,6 +21,7 @@ from complaint_api.feeds.service import follow
 from complaint_api.recovery.jobs import recovery_pass
 from complaint_api.sla.calendar import BusinessCalendar
 from complaint_api.sla.service import flag_breaches
+from crm_kit.background import running
 from crm_kit.db import Database, skip_locked, utcnow
 from crm_kit.http import PeerClient, PeerUnavailable
 
@@ -78,10 +79,5 @@ async def background_jobs(app: FastAPI) -> AsyncIterator[None]:
                 log.exception("complaint_sweep_failed")
             await asyncio.sleep(settings.sweep_seconds)
 
-    task = asyncio.create_task(loop(), name="complaint-sweep")
-    try:
+    async with running({"complaint-sweep": loop()}):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

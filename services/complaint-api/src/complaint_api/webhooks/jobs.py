@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from complaint_api.webhooks import service
 from complaint_api.webhooks.destinations import RefusedDestination, check_destination
 from complaint_api.webhooks.service import Claim
+from crm_kit.background import running
 from crm_kit.db import Database, utcnow
 
 log = structlog.get_logger(__name__)
@@ -136,10 +137,5 @@ async def webhook_delivery(app: FastAPI) -> AsyncIterator[None]:
                     log.exception("webhook_delivery_failed")
                 await asyncio.sleep(POLL_SECONDS)
 
-        task = asyncio.create_task(loop(), name="webhook-delivery")
-        try:
+        async with running({"webhook-delivery": loop()}):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
+from crm_kit.background import running
 from crm_kit.db import Database, utcnow
 from customer_api.analytics.models import AnalyticsJob
 from customer_api.analytics.service import refresh_values
@@ -116,10 +117,5 @@ async def refresh_worker(app: FastAPI) -> AsyncIterator[None]:
                 await asyncio.wait_for(wake.wait(), POLL_SECONDS)
             wake.clear()
 
-    task = asyncio.create_task(loop(), name="value-refresh-worker")
-    try:
+    async with running({"value-refresh-worker": loop()}):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_kit.auth import KeyRing
+from crm_kit.background import running
 from crm_kit.db import Database
 
 log = structlog.get_logger(__name__)
@@ -225,10 +226,5 @@ async def listening(app: FastAPI) -> AsyncIterator[None]:
     if database.dialect != "postgresql" or cache.capacity == 0:
         yield
         return
-    task = asyncio.create_task(follow_changes(cache, database.url), name="profile-cache-listener")
-    try:
+    async with running({"profile-cache-listener": follow_changes(cache, database.url)}):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
