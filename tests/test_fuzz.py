@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DEV_KEY, RunningService, free_port, start_service, stop_service
+from conftest import DEV_KEY, RunningService, client_for, free_port, start_service, stop_service, wait_for
 
 SERVICES = ("customer-api", "complaint-api", "recommend-api")
 EXAMPLES = os.environ.get("CRM_FUZZ_EXAMPLES", "30")
@@ -35,10 +35,30 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run
         for name in SERVICES:
             database = f"sqlite+aiosqlite:///{workdir / name}.db"
             started[name] = start_service(name, database, workdir, peers, port=ports[name])
+        _serve_a_model(started["customer-api"], started["recommend-api"])
         yield started
     finally:
         for service in started.values():
             stop_service(service)
+
+
+def _serve_a_model(customer_api: RunningService, recommend_api: RunningService) -> None:
+    """A few shoppers' baskets synced and a model built, so recommend-api's operations are fuzzed against a
+    served model (before the first build they answer a documented 503, which the no-5xx check would flag)."""
+    with client_for(customer_api) as customers, client_for(recommend_api) as recommendations:
+        people = [customers.post("/v1/customers", json={"name": f"顾客{i}"}).json()["id"] for i in range(4)]
+        orders = [
+            {"order_id": f"fuzz-{i}", "customer_id": people[i % 4], "purchased_at": f"2026-10-{i + 1:02d}T10:00:00Z",
+             "items": [{"sku": sku, "name": "商品", "category": "日用", "quantity": "1", "unit_price": "9.90"}
+                       for sku in ("6901234567890", "6909876543210", "6900000000001")[: i % 3 + 1]]}
+            for i in range(24)
+        ]  # fmt: skip
+        assert customers.post("/v1/purchases/bulk", json={"purchases": orders}).status_code == 200
+        assert recommendations.post("/v1/sync").status_code == 200
+        version = recommendations.post("/v1/models", json={"evaluate": False}).json()["version"]
+        wait_for(
+            lambda: recommendations.get("/v1/models/current").json().get("version", 0) >= version, "a served model", 60
+        )
 
 
 @pytest.mark.parametrize("name", SERVICES)
