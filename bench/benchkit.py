@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -57,3 +58,15 @@ def command_line() -> str:
         return path
 
     return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server the benchmark started: SIGINT (uvicorn's graceful stop), then kill after 15 s."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

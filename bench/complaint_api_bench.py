@@ -64,7 +64,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 import httpx
 import numpy as np
-from benchkit import command_line, free_port, git_revision, machine_facts
+from benchkit import command_line, free_port, git_revision, machine_facts, stop
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -1156,13 +1156,7 @@ def serve(name: str, env: dict[str, str], workdir: Path) -> Iterator[Service]:
             log(f"{name} is up on {service.url} (pid {process.pid})")
             yield service
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process)
 
 
 def service_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:

@@ -44,7 +44,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -61,7 +60,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import orjson
-from benchkit import command_line, free_port, git_revision, machine_facts
+from benchkit import command_line, free_port, git_revision, machine_facts, stop
 from prometheus_client.parser import text_string_to_metric_families
 
 from crm_kit.health import upgrade_database
@@ -151,12 +150,7 @@ def uvicorn_server(
             log(f"{name} is up on {server.url} (pid {process.pid})")
             yield server
         finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def service_env(

@@ -43,7 +43,6 @@ import multiprocessing
 import os
 import random
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from benchkit import command_line, free_port, git_revision, machine_facts
+from benchkit import command_line, free_port, git_revision, machine_facts, stop
 
 from recommend_api.engine import instacart
 from recommend_api.engine.data import Transactions
@@ -805,12 +804,7 @@ def recommend_service(workdir: Path, cache_dir: Path, orders: instacart.Instacar
             paths = [f"/v1/customers/{c}/recommendations?limit={K}" for c in customers]
             yield Service(process, port, paths, facts)
         finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def http_bench(orders: instacart.InstacartOrders, cache_dir: Path, rate: float, seconds: float, rounds: int = 3) -> str:
