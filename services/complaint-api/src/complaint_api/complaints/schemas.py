@@ -31,6 +31,18 @@ Text5000 = Annotated[str, StringConstraints(min_length=1, max_length=5000)]
 Id64 = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+COMPLAINT_EXAMPLE = {
+    "customer_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
+    "channel": "phone",
+    "category": "returns_refunds",
+    "subject": "网购的电饭煲有质量问题，想退货",
+    "description": "11月20日在App下单的电饭煲，收到后无法加热，我想直接退货退款。",
+    "order_id": "APP-20261120-8812",
+    "sku": "6901234500012",
+    "severity": "high",
+}
+
+
 class ComplaintCreate(RequestModel):
     customer_id: uuid.UUID
     channel: Channel
@@ -42,22 +54,7 @@ class ComplaintCreate(RequestModel):
     severity: Severity = "medium"
     follows_up: uuid.UUID | None = Field(None, description="An earlier complaint this one continues")
 
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "customer_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
-                    "channel": "phone",
-                    "category": "returns_refunds",
-                    "subject": "网购的电饭煲有质量问题，想退货",
-                    "description": "11月20日在App下单的电饭煲，收到后无法加热，我想直接退货退款。",
-                    "order_id": "APP-20261120-8812",
-                    "sku": "6901234500012",
-                    "severity": "high",
-                }
-            ]
-        }
-    }
+    model_config = {"json_schema_extra": {"examples": [COMPLAINT_EXAMPLE]}}
 
 
 class Suggestion(BaseModel):
@@ -113,17 +110,10 @@ class ComplaintRead(ResponseModel):
                 {
                     "id": "0196f4b1-2c3d-7e5f-9a01-6b7c8d9e0f12",
                     "number": "C20261123-0042",
-                    "customer_id": "0196f1c2-7a3e-7c1d-9a51-3b2f6a1c0e42",
+                    **COMPLAINT_EXAMPLE,
                     "customer_snapshot": {"name": "王芳", "tier": "gold", "type": "individual",
                                           "since": "2026-03-08T06:12:45Z"},
                     "snapshot_status": "ok",
-                    "channel": "phone",
-                    "category": "returns_refunds",
-                    "subject": "网购的电饭煲有质量问题，想退货",
-                    "description": "11月20日在App下单的电饭煲，收到后无法加热，我想直接退货退款。",
-                    "order_id": "APP-20261120-8812",
-                    "sku": "6901234500012",
-                    "severity": "high",
                     "priority": "high",
                     "status": "escalated",
                     "department": "售后服务部",

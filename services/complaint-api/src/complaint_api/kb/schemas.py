@@ -22,6 +22,17 @@ Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 MAX_TAGS = 20
 
 
+ARTICLE_EXAMPLE = {
+    "slug": "returns-7-day-no-reason",
+    "title": "7天无理由退货规则",
+    "body": "自购买之日起7天内，商品及包装完好、不影响二次销售的，可凭购物小票或电子订单办理无理由退货。",
+    "category": "returns",
+    "tags": ["退货", "7天无理由"],
+    "language": "zh",
+    "status": "published",
+}
+
+
 class ArticleCreate(RequestModel):
     slug: Slug = Field(description="Stable kebab-case name, unique, e.g. `returns-7-day-no-reason`")
     title: Title
@@ -31,22 +42,7 @@ class ArticleCreate(RequestModel):
     language: Language = "zh"
     status: ArticleStatus = Field("published", description="Only published articles are searchable")
 
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "slug": "returns-7-day-no-reason",
-                    "title": "7天无理由退货规则",
-                    "body": "自购买之日起7天内，商品及包装完好、不影响二次销售的，"
-                    "可凭购物小票或电子订单办理无理由退货。",
-                    "category": "returns",
-                    "tags": ["退货", "7天无理由"],
-                    "language": "zh",
-                    "status": "published",
-                }
-            ]
-        }
-    }
+    model_config = {"json_schema_extra": {"examples": [ARTICLE_EXAMPLE]}}
 
 
 class ArticleUpdate(RequestModel):
@@ -89,14 +85,7 @@ class ArticleRead(ResponseModel):
             "examples": [
                 {
                     "id": "0196e0aa-4b5c-7d6e-8f70-8192a3b4c5d6",
-                    "slug": "returns-7-day-no-reason",
-                    "title": "7天无理由退货规则",
-                    "body": "自购买之日起7天内，商品及包装完好、不影响二次销售的，"
-                    "可凭购物小票或电子订单办理无理由退货。",
-                    "category": "returns",
-                    "tags": ["退货", "7天无理由"],
-                    "language": "zh",
-                    "status": "published",
+                    **ARTICLE_EXAMPLE,
                     "version": 1,
                     "created_at": "2026-11-01T01:00:00Z",
                     "updated_at": "2026-11-01T01:00:00Z",

@@ -36,6 +36,15 @@ def _http_url(value: str) -> str:
 WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_http_url)]
 
 
+WEBHOOK_EXAMPLE = {
+    "id": "0196f7e2-3c4d-7e5f-8a6b-7c8d9e0f1a2b",
+    "url": "https://crm-bridge.example.com/hooks/complaints",
+    "events": ["complaint.created", "complaint.status_changed"],
+    "created_by": "dev",
+    "created_at": "2026-11-23T01:00:00Z",
+}
+
+
 class WebhookCreate(RequestModel):
     url: WebhookUrl = Field(description="Where events are POSTed (http or https)")
     events: list[EventName] = Field(min_length=1, description="The event types to receive")
@@ -62,19 +71,7 @@ class WebhookRead(ResponseModel):
     created_by: str
     created_at: dt.datetime
 
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "id": "0196f7e2-3c4d-7e5f-8a6b-7c8d9e0f1a2b",
-                    "url": "https://crm-bridge.example.com/hooks/complaints",
-                    "events": ["complaint.created", "complaint.status_changed"],
-                    "created_by": "dev",
-                    "created_at": "2026-11-23T01:00:00Z",
-                }
-            ]
-        }
-    }
+    model_config = {"json_schema_extra": {"examples": [WEBHOOK_EXAMPLE]}}
 
 
 class WebhookCreated(WebhookRead):
@@ -84,16 +81,7 @@ class WebhookCreated(WebhookRead):
 
     model_config = {
         "json_schema_extra": {
-            "examples": [
-                {
-                    "id": "0196f7e2-3c4d-7e5f-8a6b-7c8d9e0f1a2b",
-                    "url": "https://crm-bridge.example.com/hooks/complaints",
-                    "events": ["complaint.created", "complaint.status_changed"],
-                    "created_by": "dev",
-                    "created_at": "2026-11-23T01:00:00Z",
-                    "secret": "whsec_kq2V7w8Zk1Yb0Xc9Vd4Ue6Tf5Sg2Rh1QpL3mN8oJ4iH",
-                }
-            ]
+            "examples": [{**WEBHOOK_EXAMPLE, "secret": "whsec_kq2V7w8Zk1Yb0Xc9Vd4Ue6Tf5Sg2Rh1QpL3mN8oJ4iH"}]
         }
     }
 
