@@ -183,8 +183,13 @@ async def read_customer(
     cache: ProfileCache = request.app.state.profile_cache
     epoch = cache.epoch  # taken before the read: a change that lands meanwhile keeps this read out
     profile = await service.read_profile(session, customer_id)
-    cache.store(customer_id, epoch, lambda show_pii: _rendering(_profile_response(profile, show_pii)))
-    return _profile_response(profile, principal.has("customers:pii"))
+    show_pii = principal.has("customers:pii")
+    response = _profile_response(profile, show_pii)
+    # The caller's rendering is this response; the other one is made only if the cache keeps the profile.
+    cache.store(
+        customer_id, epoch, lambda pii: _rendering(response if pii == show_pii else _profile_response(profile, pii))
+    )
+    return response
 
 
 @router.patch(
