@@ -10,10 +10,12 @@ What it does, in one run (each part can be skipped, see `--help`):
 
 1. Quality on the Instacart sample (`recommend_api.engine.instacart`: 593 shoppers, 15,182 orders): the engine's
    protocol holds out each customer's last basket (`split_last_basket`) and scores top-10 lists with
-   `score_topk` (recall@10, NDCG@10, repeat and explore recall). Our model (`Model.build`, default parameters) is
-   compared with global popularity and personal top frequency (the engine's), TIFU-KNN (`bench/recsys_baselines.py`)
-   and implicit's Cosine, BM25 and ALS models. Every baseline is tuned on a validation split (the second-to-last
-   basket: `split_last_basket` applied to train) by coordinate ascent on recall@10, then refitted on train.
+   `score_topk` (recall@10, NDCG@10, repeat and explore recall). Our model (`Model.build`, default parameters,
+   through `model_at_holdout`: each held-out customer's buy-again chances are estimated at their basket's time) is
+   compared with global popularity and personal top frequency (the engine's), TIFU-KNN
+   (`bench/recsys_baselines.py`) and implicit's Cosine, BM25 and ALS models. Every baseline is tuned on a
+   validation split (the second-to-last basket: `split_last_basket` applied to train) by coordinate ascent on
+   recall@10, then refitted on train.
 2. Build time on the same data: `Model.build` against each tuned implicit model's `fit`, median of repeats, in this
    process with the same cores (implicit gets `num_threads` = the cores and, as it asks, single-threaded BLAS).
 3. Association rules: the engine's `mine_rules` against mlxtend's `fpgrowth` + `association_rules` on the same
@@ -194,12 +196,11 @@ def quality(tx: Transactions, quick: bool) -> QualityResult:
 
     # Ours: default parameters, built on train (and on the validation train for the validation column).
     try:
-        from recommend_api.engine.evaluation import model_topk
-        from recommend_api.engine.model import Model
+        from recommend_api.engine.evaluation import model_at_holdout, model_topk
     except ImportError as exc:
         log(f"no model row: {exc}")
     else:
-        model_val, model = Model.build(vtrain), Model.build(train)
+        model_val, model = model_at_holdout(vtrain, vholdout), model_at_holdout(train, holdout)
         v, t = val_and_test(model_topk(model_val, vtrain, vholdout, K), model_topk(model, train, holdout, K))
         out.rows.append(MethodResult(OURS, "defaults", t, v.recall, v.ndcg))
 

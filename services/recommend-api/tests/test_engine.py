@@ -295,22 +295,6 @@ def test_bytes_round_trip() -> None:
     )
 
 
-def test_best_per_row_and_side_matches_brute_force() -> None:
-    from recommend_api.engine.model import _best_per_row_and_side
-
-    rng = np.random.default_rng(3)
-    rows = rng.integers(0, 40, 2000)
-    scores = rng.integers(0, 6, 2000) / 5.0  # many ties
-    side = rng.random(2000) < 0.4
-    k = 4
-    expected = []
-    for r in range(40):
-        for flag in (True, False):
-            pos = np.flatnonzero((rows == r) & (side == flag))
-            expected += pos[np.argsort(-scores[pos], kind="stable")][:k].tolist()
-    assert _best_per_row_and_side(rows, scores, side, k).tolist() == sorted(expected)
-
-
 # ------------------------------------------------------------------------------------------ evaluation
 
 

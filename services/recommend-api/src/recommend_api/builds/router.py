@@ -53,8 +53,8 @@ class CurrentModelRead(BaseModel):
 
 
 PARAMS_EXAMPLE = {
-    "basket_decay": 0.9, "personal_weight": 0.7, "neighbour_weight": 0.7, "neighbours": 50, "neighbour_items": 20,
-    "history_items": 10, "neighbour_pool": 2000, "explore_every": 0, "candidates": 50, "related_per_item": 30,
+    "basket_decay": 0.9, "history_items": 10, "ranker_levels": 6, "ranker_rows": 300000, "ranker_trees": 100,
+    "ranker_learning_rate": 0.06, "ranker_leaves": 31, "explore_every": 0, "candidates": 50, "related_per_item": 30,
     "min_pair_count": 2, "popularity_half_life_days": 30.0, "rule_min_support": 0.001, "rule_min_confidence": 0.05,
     "rule_max_len": 3, "max_rules": 100000,
 }  # fmt: skip

@@ -174,3 +174,11 @@ class Transactions:
             line_item=self.line_item[line_keep],
             line_quantity=self.line_quantity[line_keep],
         )
+
+
+def sorted_contains(sorted_keys: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Whether each of ``keys`` is in the sorted array ``sorted_keys``."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    pos = np.clip(np.searchsorted(sorted_keys, keys), 0, len(sorted_keys) - 1)
+    return np.asarray(sorted_keys[pos] == keys)

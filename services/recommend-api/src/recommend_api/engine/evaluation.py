@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from recommend_api.engine.data import Transactions
+from recommend_api.engine.data import Transactions, sorted_contains
 from recommend_api.engine.model import Model, Params
 
 
@@ -87,7 +87,7 @@ def split_last_basket(tx: Transactions) -> tuple[Transactions, Holdout]:
     # Repeat flag: (customer, item) present in train.
     train_keys = np.unique(train.basket_customer[train.line_basket].astype(np.int64) * tx.n_items + train.line_item)
     truth_keys = eval_customers[truth_user].astype(np.int64) * tx.n_items + truth_items
-    repeat = _contains(train_keys, truth_keys)
+    repeat = sorted_contains(train_keys, truth_keys)
     return train, Holdout(
         customers=eval_customers,
         offsets=t_offsets,
@@ -95,14 +95,6 @@ def split_last_basket(tx: Transactions) -> tuple[Transactions, Holdout]:
         repeat=repeat,
         basket_time=tx.basket_time[held],
     )
-
-
-def _contains(sorted_keys: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    """Whether each of ``keys`` is in the sorted unique array ``sorted_keys``."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(keys), dtype=bool)
-    pos = np.clip(np.searchsorted(sorted_keys, keys), 0, len(sorted_keys) - 1)
-    return np.asarray(sorted_keys[pos] == keys)
 
 
 def score_topk(topk: npt.NDArray[np.integer], holdout: Holdout, train: Transactions, k: int = 10) -> Metrics:
@@ -154,7 +146,7 @@ def score_topk(topk: npt.NDArray[np.integer], holdout: Holdout, train: Transacti
         train.basket_customer[train.line_basket].astype(np.int64) * n_items + train.line_item.astype(np.int64)
     )
     cust_keys = np.where(valid, holdout.customers.astype(np.int64)[:, None] * n_items + topk, -1)
-    repeat_slots = valid & _contains(train_keys, cust_keys.ravel()).reshape(cust_keys.shape)
+    repeat_slots = valid & sorted_contains(train_keys, cust_keys.ravel()).reshape(cust_keys.shape)
 
     def mean(x: npt.NDArray[np.float64]) -> float:
         return float(x.mean()) if len(x) else 0.0
@@ -241,11 +233,19 @@ def model_topk(model: Model, train: Transactions, holdout: Holdout, k: int = 10)
     return remap[top]
 
 
+def model_at_holdout(train: Transactions, holdout: Holdout, params: Params | None = None) -> Model:
+    """The model built on ``train`` as it would answer each held-out customer when their basket was bought: recency
+    anchored at the latest train basket, each evaluated customer's buy-again chances at their held-out basket's time
+    (a live service knows the time of each request)."""
+    customer_now = np.full(train.n_customers, float(train.basket_time.max(initial=0.0)))
+    customer_now[holdout.customers] = holdout.basket_time
+    return Model.build(train, params, now=float(customer_now.max(initial=0.0)), customer_now=customer_now)
+
+
 def evaluate(tx: Transactions, params: Params | None = None, k: int = 10) -> dict[str, Metrics]:
     """Leave-last-basket-out metrics of the model and of both baselines, on the same split."""
     train, holdout = split_last_basket(tx)
-    now = float(train.basket_time.max(initial=0.0))
-    model = Model.build(train, params, now=now)
+    model = model_at_holdout(train, holdout, params)
     return {
         "model": score_topk(model_topk(model, train, holdout, k), holdout, train, k),
         "popularity": score_topk(popularity_topk(train, holdout, k), holdout, train, k),

@@ -5,15 +5,16 @@ Build computes, without Python loops over order lines:
 * popularity: per item Σ over its baskets of 0.5^(age / half-life), ordered overall and per category;
 * co-occurrence: pair counts C = BᵀB of the binary basket × item matrix B; per item the top related items by
   confidence × lift; association rules (pairs and triples, :mod:`recommend_api.engine.rules`);
-* a personal score per customer (TIFU-KNN-like, Hu et al. SIGIR 2020): V = position-decayed basket frequency
-  (basket j of n weighs ``basket_decay``^(n-1-j), normalised so V ∈ [0, 1]); neighbours N(u) = most cosine-similar
-  customers on V (searched within the most active ``neighbour_pool`` customers, in chunks; each contributes its
-  top ``neighbour_items``); co-occurrence X(u, i) = Σ_j V(u, j) · confidence(j → i) / Σ_j V(u, j) over the
-  customer's top ``history_items`` items j and their stored related items.
-  Score = α·V + (1 − α)·(β·mean_{N(u)} V + (1 − β)·X); every ``explore_every``-th slot holds the best item new to
-  the customer unless one already ranks there. Reasons: "repeat" for items bought before, "bought_together" for
-  new items with X > 0, "popular" for new items only neighbours bought.
-  The top ``candidates`` items per customer are stored (CSR layout), so a request is a slice and a filter.
+* buy-again: the probability that the customer's next basket holds each item they bought before, from a
+  gradient-boosted classifier over frequency, recency and purchase-rhythm features that learns from the
+  customers' own latest baskets at every build (:mod:`recommend_api.engine.ranker`);
+* items new to the customer: co-occurrence X(u, i) = Σ_j V(u, j) · confidence(j → i) / Σ_j V(u, j) over the
+  customer's top ``history_items`` items j (V = position-decayed basket frequency: basket j of n weighs
+  ``basket_decay``^(n-1-j), normalised so V ∈ [0, 1]) and their stored related items.
+  A customer's list is their items by buy-again probability, then new items by X; every ``explore_every``-th
+  slot holds the best new item unless one already ranks there. Reasons: "repeat" for items bought before,
+  "bought_together" for new ones. The top ``candidates`` items per customer are stored (CSR layout), so a
+  request is a slice and a filter.
 """
 
 from __future__ import annotations
@@ -22,20 +23,21 @@ import io
 import json
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
-from recommend_api.engine.data import Transactions
+from recommend_api.engine.data import Transactions, sorted_contains
+from recommend_api.engine.ranker import RankerParams, buy_again
 from recommend_api.engine.rules import Association, RuleTable, mine_rule_table, table_associations
 
 __all__ = ["Association", "Model", "Params", "Suggestion"]
 
 Reason = Literal["repeat", "bought_together", "popular"]
-_REASONS: tuple[Reason, ...] = ("repeat", "bought_together", "popular")
+_REASONS: tuple[Reason, ...] = ("repeat", "bought_together")
 _DAY = 86400.0
 
 
@@ -56,21 +58,21 @@ class Suggestion:
 class Params:
     """Build parameters, chosen by leave-last-basket-out evaluation on the Instacart sample.
 
-    Settings were compared on the last basket and checked on a validation split (second-to-last basket as truth,
-    last basket removed), keeping the simplest setting within noise (±0.005 recall@10 at 593 customers) of the best
-    on both. Recall@10 there: 0.384 (test) / 0.383 (validation) vs 0.356 for personal top frequency.
+    Settings were compared on a validation split (second-to-last basket as truth, last basket removed) and then
+    reported on the last basket (bench/REPORT.md): recall@10 0.39 against 0.356 for personal top frequency and
+    0.381 for TIFU-KNN tuned on the same split.
 
-    basket_decay: weight ratio between consecutive baskets of a customer in V (0.9; 0.95 loses 0.007).
-    personal_weight: α, share of the customer's own history in the score (0.6–0.8 are equivalent).
-    neighbour_weight: β, share of neighbours in the non-personal part, the rest being basket co-occurrence
-        (1.0 scores within noise; 0.7 keeps co-occurrence, which explains suggestions as bought together).
-    neighbours: customers averaged as neighbours (50; 20 loses 0.004, 100–300 gain nothing).
-    neighbour_items: a neighbour contributes its top this many items.
+    basket_decay: weight ratio between consecutive baskets of a customer in V, which picks the customer's top
+        items for co-occurrence.
     history_items: the customer's top this many items seed co-occurrence.
-    neighbour_pool: neighbours are searched among this many most active customers (bounds build time on big data).
+    ranker_levels: the buy-again classifier learns from each customer's latest this many baskets (as targets);
+        more levels help on small data (1 → 6: +0.009 recall@10 on Instacart), big data fills ``ranker_rows``
+        from fewer customers.
+    ranker_rows: at most about this many (customer, item) pairs train the classifier (customers are sampled).
+    ranker_trees, ranker_learning_rate, ranker_leaves: LightGBM boosting rounds, shrinkage and leaves per tree.
     explore_every: every n-th slot shows the best item the customer never bought (0 = off). Off by default: one
-        slot in ten costs 0.02 recall@10 for 0.007 explore recall on Instacart, where next baskets are mostly
-        repeats; worth enabling where discovery matters more than hit rate.
+        slot in ten costs about 0.02 recall@10 on Instacart, where next baskets are mostly repeats; worth enabling
+        where discovery matters more than hit rate.
     candidates: items stored per customer for serving.
     related_per_item: related items stored per item (ranked by confidence × lift).
     min_pair_count: baskets two items must share to be related.
@@ -80,12 +82,12 @@ class Params:
     """
 
     basket_decay: float = 0.9
-    personal_weight: float = 0.7
-    neighbour_weight: float = 0.7
-    neighbours: int = 50
-    neighbour_items: int = 20
     history_items: int = 10
-    neighbour_pool: int = 2000
+    ranker_levels: int = 6
+    ranker_rows: int = 300_000
+    ranker_trees: int = 100
+    ranker_learning_rate: float = 0.06
+    ranker_leaves: int = 31
     explore_every: int = 0
     candidates: int = 50
     related_per_item: int = 30
@@ -101,36 +103,19 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
-def _top_per_row(rows: IntArray, cols: IntArray, scores: FloatArray, n_rows: int, k: int) -> tuple[IntArray, IntArray]:
-    """CSR offsets, and the positions (into the inputs) of each row's ``k`` best entries (ties: lower column)."""
-    order = np.lexsort((cols, -scores, rows))
+def _top_per_row(rows: IntArray, scores: FloatArray, n_rows: int, k: int) -> tuple[IntArray, IntArray]:
+    """CSR offsets, and the positions (into the inputs) of each row's ``k`` best entries (scores ≥ 0; ties: the
+    earlier entry, so inputs sorted by column within a row break ties by lower column).
+
+    One stable sort of row − score (scores scaled into [0, 1]) orders by row, then best first.
+    """
+    top = float(scores.max(initial=0.0))
+    order = np.argsort(rows * 2.0 - scores / (top if top > 0 else 1.0), kind="stable")
     starts = np.searchsorted(rows[order], np.arange(n_rows + 1))
     rank = np.arange(len(order)) - starts[rows[order]]
     selected = order[rank < k]
     counts = np.bincount(rows[selected], minlength=n_rows)
     return np.concatenate(([0], np.cumsum(counts))).astype(np.int64), selected
-
-
-def _best_per_row_and_side(rows: IntArray, scores: FloatArray, side: npt.NDArray[np.bool_], k: int) -> IntArray:
-    """Sorted positions of the ``k`` highest ``scores`` per row among entries where ``side`` holds, and likewise
-    among entries where it does not (scores in [0, 1]; ties: lower position).
-
-    One stable sort by (row, −score) serves both sides: an entry's rank on its side is the number of same-side
-    entries before it in its row, read off running counts.
-    """
-    order = np.argsort(rows * 4.0 - scores, kind="stable")
-    r, s = rows[order], side[order]
-    first = np.concatenate(([True], r[1:] != r[:-1])) if len(r) else np.zeros(0, bool)
-    start = np.maximum.accumulate(np.where(first, np.arange(len(r)), 0))
-    on_side_before: IntArray = np.cumsum(s) - s
-    off_side_before = np.arange(len(r)) - on_side_before
-    rank = np.where(s, on_side_before - on_side_before[start], off_side_before - off_side_before[start])
-    return np.sort(order[rank < k])
-
-
-def _normalise_rows(m: sp.csr_matrix) -> sp.csr_matrix:
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    return sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ m)
 
 
 class Model:
@@ -140,7 +125,8 @@ class Model:
         self._a = arrays
         self.sizes: dict[str, int] = {k: int(v) for k, v in meta["sizes"].items()}
         self.built_at: float = float(meta["built_at"])
-        self.params = Params(**meta["params"])
+        known = {f.name for f in fields(Params)}  # a model stored by an earlier version may name other settings
+        self.params = Params(**{k: v for k, v in meta["params"].items() if k in known})
         self._skus: list[str] = arrays["skus"].tolist()
         self._categories: list[str] = arrays["categories"].tolist()
         self._item_index = {s: i for i, s in enumerate(self._skus)}
@@ -158,10 +144,22 @@ class Model:
     # ------------------------------------------------------------------ build
 
     @classmethod
-    def build(cls, tx: Transactions, params: Params | None = None, *, now: float | None = None) -> Model:
-        """Build every precomputed structure from ``tx``; ``now`` (default: current time) anchors recency."""
+    def build(
+        cls,
+        tx: Transactions,
+        params: Params | None = None,
+        *,
+        now: float | None = None,
+        customer_now: FloatArray | None = None,
+    ) -> Model:
+        """Build every precomputed structure from ``tx``; ``now`` (default: current time) anchors recency.
+
+        ``customer_now`` (per customer of ``tx``; default ``now`` for all) is the moment each customer's buy-again
+        chances are estimated for: offline evaluation sets it to each held-out basket's time.
+        """
         p = params or Params()
         now = time.time() if now is None else float(now)
+        at = np.full(tx.n_customers, now) if customer_now is None else np.asarray(customer_now, dtype=np.float64)
         n_items, n_cust, n_baskets = tx.n_items, tx.n_customers, tx.n_baskets
         a: dict[str, npt.NDArray[Any]] = {
             "customer_ids": np.asarray(tx.customer_ids, dtype=str),
@@ -190,21 +188,23 @@ class Model:
 
         # Co-occurrence: related items per item.
         b = tx.basket_item_matrix()
-        co = sp.coo_matrix(b.T @ b)
+        co = sp.csr_matrix(b.T @ b)
+        co.sort_indices()  # ties among related items: lower column first
+        co = co.tocoo()
         off_diag = (co.row != co.col) & (co.data >= p.min_pair_count - 0.5)
         r, c = co.row[off_diag].astype(np.int64), co.col[off_diag].astype(np.int64)
         cnt = np.rint(co.data[off_diag]).astype(np.int64)
         del co
         conf = cnt / item_count[r]
         lift = conf * n_baskets / item_count[c]
-        rel_off, kept = _top_per_row(r, c, conf * lift, n_items, p.related_per_item)
+        rel_off, kept = _top_per_row(r, conf * lift, n_items, p.related_per_item)
         a["rel_offsets"], a["rel_items"], a["rel_counts"] = rel_off, c[kept].astype(np.int32), cnt[kept]
         conf_top = sp.csr_matrix((conf[kept], (r[kept], c[kept])), shape=(n_items, n_items))
         n_pairs = int(len(cnt) // 2)
         del r, c, cnt, conf, lift, kept
 
         # Personal model.
-        a.update(_personal_candidates(tx, p, conf_top))
+        a.update(_personal_candidates(tx, p, conf_top, at))
 
         # Association rules.
         rules = mine_rule_table(
@@ -521,143 +521,78 @@ class Model:
         return table_associations(t, self._a["skus"], order)
 
 
-def _personal_candidates(tx: Transactions, p: Params, conf_top: sp.csr_matrix) -> dict[str, npt.NDArray[Any]]:
-    """Per customer the top ``candidates`` items by personal score, with reasons and purchase stats (CSR arrays).
-
-    Customers are processed in chunks, so the dense similarity block and the sparse score block stay bounded.
-    """
+def _personal_candidates(
+    tx: Transactions, p: Params, conf_top: sp.csr_matrix, now: FloatArray
+) -> dict[str, npt.NDArray[Any]]:
+    """Per customer the top ``candidates`` items (CSR arrays): items bought before by buy-again probability, then
+    items new to the customer by co-occurrence with their own, every ``explore_every``-th slot holding a new one."""
     n_cust, n_items = tx.n_customers, tx.n_items
-    offsets = tx.customer_basket_offsets()
-    last_pos = offsets[tx.basket_customer.astype(np.int64) + 1] - 1
-    basket_w = p.basket_decay ** (last_pos - np.arange(tx.n_baskets)).astype(np.float64)
-    norm = np.bincount(tx.basket_customer, weights=basket_w, minlength=n_cust)
-    line_cust = tx.basket_customer[tx.line_basket].astype(np.int64)
-    ukey, inv = np.unique(line_cust * n_items + tx.line_item, return_inverse=True)
-    del line_cust
-    pair_cust, pair_item = ukey // n_items, ukey % n_items
-    dec = np.bincount(inv, weights=basket_w[tx.line_basket], minlength=len(ukey)) / norm[pair_cust]
-    times = np.bincount(inv, minlength=len(ukey)).astype(np.int64)
-    last = np.full(len(ukey), -np.inf)
-    np.maximum.at(last, inv, tx.basket_time[tx.line_basket])
-    del inv
-    v = sp.csr_matrix((dec, (pair_cust, pair_item)), shape=(n_cust, n_items))
-
-    pool = np.sort(np.argsort(-np.diff(offsets), kind="stable")[: p.neighbour_pool])
-    vn = _normalise_rows(v)
-    pool_t = sp.csr_matrix(vn[pool].T)
-    pool_v = sp.coo_matrix(v[pool])
-    pool_off, top = _top_per_row(
-        pool_v.row.astype(np.int64), pool_v.col.astype(np.int64), pool_v.data, len(pool), p.neighbour_items
-    )
-    v_pool = sp.csr_matrix((pool_v.data[top], pool_v.col[top], pool_off), shape=(len(pool), n_items))
-    del pool_v, top
-    k_nb = min(p.neighbours, max(len(pool) - 1, 0))
-    alpha, beta = p.personal_weight, p.neighbour_weight
-    parts: list[dict[str, npt.NDArray[Any]]] = []
-    chunk = max(1, min(n_cust, 10_000_000 // max(len(pool), 1), 20_000))
+    ranker = RankerParams(p.ranker_levels, p.ranker_rows, p.ranker_trees, p.ranker_learning_rate, p.ranker_leaves)
+    bought = buy_again(tx, ranker, now=now, decay=p.basket_decay)
+    _, rep = _top_per_row(bought.customer, bought.probability, n_cust, p.candidates)
+    v = sp.csr_matrix((bought.decayed_frequency, (bought.customer, bought.item)), shape=(n_cust, n_items))
+    pair_key = bought.customer * n_items + bought.item  # sorted
+    new_cust: list[IntArray] = []
+    new_item: list[IntArray] = []
+    new_score: list[FloatArray] = []
+    chunk = 20_000
     for lo in range(0, n_cust, chunk):
         hi = min(lo + chunk, n_cust)
-        v_c = v[lo:hi]
-        # Co-occurrence with the customer's top items: V-weighted mean of confidences.
-        vc = sp.coo_matrix(v_c)
-        seed_off, seed = _top_per_row(
-            vc.row.astype(np.int64), vc.col.astype(np.int64), vc.data, hi - lo, p.history_items
-        )
+        # Co-occurrence with the customer's top items: V-weighted mean of confidences, items not bought before.
+        vc = sp.coo_matrix(v[lo:hi])
+        seed_off, seed = _top_per_row(vc.row.astype(np.int64), vc.data, hi - lo, p.history_items)
         v_seed = sp.csr_matrix((vc.data[seed], vc.col[seed], seed_off), shape=(hi - lo, n_items))
         seed_sum = np.asarray(v_seed.sum(axis=1)).ravel()
-        x_c = sp.csr_matrix(sp.diags(1.0 / np.maximum(seed_sum, 1e-12)) @ (v_seed @ conf_top))
-        if k_nb > 0:
-            sim = (vn[lo:hi] @ pool_t).toarray()
-            cust = np.arange(lo, hi)
-            col = np.minimum(np.searchsorted(pool, cust), len(pool) - 1)
-            is_self = pool[col] == cust
-            sim[np.flatnonzero(is_self), col[is_self]] = -np.inf
-            nb = np.argpartition(-sim, k_nb - 1, axis=1)[:, :k_nb]
-            del sim
-            w = sp.csr_matrix(
-                (np.full(nb.size, 1.0 / k_nb), (np.repeat(np.arange(hi - lo), k_nb), nb.ravel())),
-                shape=(hi - lo, len(pool)),
-            )
-            others = sp.csr_matrix(beta * (w @ v_pool) + (1 - beta) * x_c)
-        else:
-            others = sp.csr_matrix((1 - beta) * x_c)
-        scores = sp.csr_matrix(alpha * v_c + (1 - alpha) * others)
-        lo_pair, hi_pair = np.searchsorted(pair_cust, [lo, hi])
-        parts.append(
-            _candidates(
-                p,
-                n_items,
-                lo,
-                scores,
-                x_c,
-                pair_cust[lo_pair:hi_pair],
-                pair_item[lo_pair:hi_pair],
-                times[lo_pair:hi_pair],
-                last[lo_pair:hi_pair],
-            )
+        x = sp.csr_matrix(sp.diags(1.0 / np.maximum(seed_sum, 1e-12)) @ (v_seed @ conf_top))
+        x.sort_indices()
+        x = x.tocoo()
+        rows, cols = x.row.astype(np.int64) + lo, x.col.astype(np.int64)
+        fresh = ~sorted_contains(pair_key, rows * n_items + cols)
+        rows, cols, vals = rows[fresh], cols[fresh], x.data[fresh].astype(np.float64)
+        _, top = _top_per_row(rows - lo, vals, hi - lo, p.candidates)
+        new_cust.append(rows[top])
+        new_item.append(cols[top])
+        new_score.append(vals[top])
+    n_rep = len(rep)
+    cust = np.concatenate([bought.customer[rep], *new_cust]).astype(np.int64)
+    item = np.concatenate([bought.item[rep], *new_item]).astype(np.int64)
+    score = np.concatenate([bought.probability[rep], *new_score]).astype(np.float64)
+    repeat = np.arange(len(cust)) < n_rep
+    times = np.concatenate([bought.times_bought[rep], np.zeros(len(cust) - n_rep, dtype=np.int64)])
+    last = np.concatenate([bought.last_bought_at[rep], np.zeros(len(cust) - n_rep)])
+
+    # Natural order within a customer: repeats by probability, then new items by co-occurrence (both parts are in
+    # that order already, so a stable sort by customer merges them).
+    order = np.argsort(cust, kind="stable")
+    cust, item, score, repeat, times, last = (a[order] for a in (cust, item, score, repeat, times, last))
+    starts = np.searchsorted(cust, np.arange(n_cust + 1))
+    if p.explore_every > 0:
+        cust, item, score, repeat, times, last = _explore_forward(
+            p.explore_every, starts, cust, item, score, repeat, times, last
         )
-    if not parts:
-        none = np.zeros(0, dtype=np.int64)
-        empty = sp.csr_matrix((0, n_items))
-        parts.append(_candidates(p, n_items, 0, empty, empty, none, none, none, np.zeros(0)))
-    out = {k: np.concatenate([part[k] for part in parts]) for k in parts[0] if k != "cand_counts"}
-    counts = np.concatenate([part["cand_counts"] for part in parts])
-    out["cand_offsets"] = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    return out
+    keep = np.arange(len(cust)) - starts[cust] < p.candidates
+    cust, item, score, repeat, times, last = (a[keep] for a in (cust, item, score, repeat, times, last))
+    return {
+        "cand_offsets": np.concatenate(([0], np.cumsum(np.bincount(cust, minlength=n_cust)))).astype(np.int64),
+        "cand_items": item.astype(np.int32),
+        "cand_scores": score.astype(np.float32),
+        "cand_reason": np.where(repeat, 0, 1).astype(np.int8),
+        "cand_times": times.astype(np.int32),
+        "cand_last": last,
+    }
 
 
-def _candidates(
-    p: Params,
-    n_items: int,
-    first_customer: int,
-    scores: sp.csr_matrix,
-    together: sp.csr_matrix,
-    pair_cust: IntArray,
-    pair_item: IntArray,
-    pair_times: IntArray,
-    pair_last: FloatArray,
-) -> dict[str, npt.NDArray[Any]]:
-    """Top ``candidates`` of each row of a chunk of customers (row r = customer ``first_customer + r``)."""
-    n_cust = scores.shape[0]
-    coo = scores.tocoo()
-    rows, cols, vals = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(np.float64)
-    key = (rows + first_customer) * n_items + cols
-    pair_key = pair_cust * n_items + pair_item
-    pos = np.clip(np.searchsorted(pair_key, key), 0, max(len(pair_key) - 1, 0))
-    repeat = pair_key[pos] == key if len(pair_key) else np.zeros(len(key), bool)
-    # Only the best ``candidates`` bought and new items of each row can be kept.
-    sel = _best_per_row_and_side(rows, vals, repeat, p.candidates)
-    rows, cols, vals, repeat, pos = rows[sel], cols[sel], vals[sel], repeat[sel], pos[sel]
-    # Natural order within customer by score; the e-th item new to the customer (0-based) moves forward to slot
-    # (e + 1) · explore_every − 1 when it would rank later: sort key = repeat items ranked before it (− 0.5 if new).
-    order = np.lexsort((cols, -vals, rows))
-    rows, cols, vals, repeat, pos = rows[order], cols[order], vals[order], repeat[order], pos[order]
-    starts = np.searchsorted(rows, np.arange(n_cust + 1))
+def _explore_forward(every: int, starts: IntArray, cust: IntArray, *columns: npt.NDArray[Any]) -> list[Any]:
+    """Reorder candidates (sorted by customer, in natural order; ``columns`` = item, score, repeat flag, times,
+    last) so that the e-th new item (0-based) of a customer moves forward to slot (e + 1) · every − 1 when it
+    would rank later. Sort key: the repeat items ranked before an entry, minus 0.5 for a new item (at most its
+    forced slot)."""
+    repeat = columns[2]
     rep_before = np.concatenate(([0], np.cumsum(repeat)))
-    sort_key = (rep_before[:-1] - rep_before[starts[rows]]).astype(np.float64)
+    sort_key = (rep_before[:-1] - rep_before[starts[cust]]).astype(np.float64)
     new = ~repeat
     new_before = np.concatenate(([0], np.cumsum(new)))
-    e = (new_before[:-1] - new_before[starts[rows]]).astype(np.float64)
-    forced = (e + 1) * p.explore_every - 1 - e if p.explore_every > 0 else np.inf
-    sort_key = np.where(new, np.minimum(sort_key, forced) - 0.5, sort_key)
-    order = np.lexsort((np.arange(len(rows)), sort_key, rows))
-    rows, cols, vals, repeat, pos = rows[order], cols[order], vals[order], repeat[order], pos[order]
-    rank2 = np.arange(len(rows)) - starts[rows]
-    keep = rank2 < p.candidates
-    rows, cols, vals, repeat, pos = rows[keep], cols[keep], vals[keep], repeat[keep], pos[keep]
-    counts = np.bincount(rows, minlength=n_cust)
-    # Explore items: bought_together when co-occurring with one of the customer's items, else popular (neighbours).
-    tog = together.tocoo()
-    tog_key = np.sort(tog.row.astype(np.int64) * n_items + tog.col)
-    key = rows * n_items + cols
-    tpos = np.clip(np.searchsorted(tog_key, key), 0, max(len(tog_key) - 1, 0))
-    is_together = tog_key[tpos] == key if len(tog_key) else np.zeros(len(key), bool)
-    reason = np.where(repeat, 0, np.where(is_together, 1, 2)).astype(np.int8)
-    return {
-        "cand_counts": counts,
-        "cand_items": cols.astype(np.int32),
-        "cand_scores": vals.astype(np.float32),
-        "cand_reason": reason,
-        "cand_times": np.where(repeat, pair_times[pos], 0).astype(np.int32),
-        "cand_last": np.where(repeat, pair_last[pos], 0.0),
-    }
+    e = (new_before[:-1] - new_before[starts[cust]]).astype(np.float64)
+    sort_key = np.where(new, np.minimum(sort_key, (e + 1) * every - 1 - e) - 0.5, sort_key)
+    order = np.lexsort((np.arange(len(cust)), sort_key, cust))
+    return [cust[order], *(c[order] for c in columns)]
