@@ -60,13 +60,13 @@ class Params:
 
     Settings were compared on a validation split (second-to-last basket as truth, last basket removed) and then
     reported on the last basket (bench/REPORT.md): recall@10 0.39 against 0.356 for personal top frequency and
-    0.381 for TIFU-KNN tuned on the same split.
+    0.384 for TIFU-KNN tuned on the same split.
 
     basket_decay: weight ratio between consecutive baskets of a customer in V, which picks the customer's top
         items for co-occurrence.
     history_items: the customer's top this many items seed co-occurrence.
     ranker_levels: the buy-again classifier learns from each customer's latest this many baskets (as targets);
-        more levels help on small data (1 → 6: +0.009 recall@10 on Instacart), big data fills ``ranker_rows``
+        more levels help on small data (1 → 6: +0.006 recall@10 on Instacart), big data fills ``ranker_rows``
         from fewer customers.
     ranker_rows: at most about this many (customer, item) pairs train the classifier (customers are sampled).
     ranker_trees, ranker_learning_rate, ranker_leaves: LightGBM boosting rounds, shrinkage and leaves per tree.
