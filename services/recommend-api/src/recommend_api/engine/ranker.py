@@ -138,7 +138,7 @@ class _History:
         count = np.bincount(inverse, minlength=n_pairs).astype(np.float64)
         n = cut[pc].astype(np.float64)
         decayed = {}
-        for d in (*DECAYS, decay):
+        for d in dict.fromkeys((*DECAYS, decay)):  # the model's decay is usually one of DECAYS: once
             total = (1.0 - d**n) / (1.0 - d) if d < 1.0 else n
             decayed[d] = np.bincount(inverse, weights=d**ago, minlength=n_pairs) / total
         last_ago = np.full(n_pairs, np.inf)
@@ -221,9 +221,7 @@ def _training_set(
             size = max(1, int(len(eligible) * per_level / expected))
             eligible = np.sort(rng.choice(eligible, size=size, replace=False))
         target = h.offsets[eligible] + cut[eligible]
-        now = np.full(tx.n_customers, 0.0)
-        now[eligible] = tx.basket_time[target]
-        pc, pi, x, _, _, _ = h.features(eligible, cut, now[eligible], h.item_stats(cut), decay)
+        pc, pi, x, _, _, _ = h.features(eligible, cut, tx.basket_time[target], h.item_stats(cut), decay)
         truth = _ranges(h.lines_before_basket[target], h.lines_before_basket[target + 1])
         truth_key = np.sort(h.line_customer[truth] * tx.n_items + h.line_item[truth])
         key = pc * tx.n_items + pi
