@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -228,8 +229,20 @@ def test_an_exclusion_that_removes_nothing_changes_nothing() -> None:
 
 def test_bought_together_names_the_customers_own_related_items() -> None:
     tx = random_tx(9)
-    params = Params()
+    params = Params(related_per_item=3)  # short lists: which items they keep matters
     model = Model.build(tx, params, now=NOW)
+    # Per item, the items that follow it most often (confidence, ties to the lower index), counted by hand.
+    pair_count: Counter[tuple[int, int]] = Counter()
+    for b in range(tx.n_baskets):
+        items = sorted(set(tx.line_item[tx.line_basket == b].tolist()))
+        pair_count.update((x, y) for x in items for y in items if x != y)
+    followers: dict[str, set[str]] = {}
+    for x in range(tx.n_items):
+        ranked = sorted(
+            (y for (a, y), n in pair_count.items() if a == x and n >= params.min_pair_count),
+            key=lambda y: (-pair_count[x, y], y),
+        )
+        followers[str(tx.skus[x])] = {str(tx.skus[y]) for y in ranked[: params.related_per_item]}
     explained = 0
     for customer in tx.customer_ids.tolist():
         ranked = model.recommend(customer, params.candidates)
@@ -238,10 +251,40 @@ def test_bought_together_names_the_customers_own_related_items() -> None:
             if s.reason == "repeat":
                 assert s.times_bought and s.times_bought >= 1 and s.last_bought_at and not s.because
             elif s.reason == "bought_together":
-                related = {a.consequent for a in model.related(s.sku, params.related_per_item)}
-                assert list(s.because) == [sku for sku in own if sku in related][:3]
+                assert list(s.because) == [sku for sku in own if s.sku in followers[sku]][:3]
                 explained += 1
     assert explained > 0
+
+
+def test_new_items_follow_the_customers_items_by_confidence() -> None:
+    # c0 buys only "milk". Of the 7 baskets with milk, 4 also hold "bread" (popular: 10 of the 13 baskets) and 2 hold
+    # "saffron" (its only 2 baskets). confidence(milk → bread) = 4/7 > confidence(milk → saffron) = 2/7, while
+    # confidence × lift favours saffron: (2/7)² · 13 / 2 ≈ 0.53 > (4/7)² · 13 / 10 ≈ 0.42. With one item kept per
+    # list, "related" names saffron and c0 is offered bread.
+    baskets = [["milk", "bread"]] * 4 + [["milk", "saffron"]] * 2 + [["bread"]] * 6
+    lines = [(f"o{b}", f"c{b + 1}", sku) for b, basket in enumerate(baskets) for sku in basket]
+    lines += [("o-own", "c0", "milk")]
+    tx = Transactions.from_lines(
+        customer_id=[x[1] for x in lines],
+        order_id=[x[0] for x in lines],
+        sku=[x[2] for x in lines],
+        category=[None] * len(lines),
+        purchased_at=[NOW - DAY] * len(lines),
+    )
+    model = Model.build(tx, Params(min_pair_count=2, related_per_item=1), now=NOW)
+    assert [a.consequent for a in model.related("milk", 5)] == ["saffron"]
+    offered = model.recommend("c0", 3)
+    assert [(s.sku, s.reason) for s in offered] == [
+        ("milk", "repeat"),
+        ("bread", "bought_together"),
+        ("saffron", "popular"),
+    ]
+    assert offered[1].because == ("milk",) and offered[1].score == pytest.approx(4 / 7)
+    both = Model.build(tx, Params(min_pair_count=2, related_per_item=2), now=NOW).recommend("c0", 3)
+    assert [(s.sku, s.because, round(s.score, 6)) for s in both[1:]] == [
+        ("bread", ("milk",), round(4 / 7, 6)),
+        ("saffron", ("milk",), round(2 / 7, 6)),
+    ]
 
 
 def test_popularity_recency_decay() -> None:

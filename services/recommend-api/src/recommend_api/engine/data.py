@@ -182,3 +182,12 @@ def sorted_contains(sorted_keys: npt.NDArray[np.int64], keys: npt.NDArray[np.int
         return np.zeros(len(keys), dtype=bool)
     pos = np.clip(np.searchsorted(sorted_keys, keys), 0, len(sorted_keys) - 1)
     return np.asarray(sorted_keys[pos] == keys)
+
+
+def concat_ranges(lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Concatenation of ``arange(lo[k], hi[k])`` for every k."""
+    lengths = hi - lo
+    if lengths.sum() == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.arange(ends[-1], dtype=np.int64) - np.repeat(ends - lengths - lo, lengths)

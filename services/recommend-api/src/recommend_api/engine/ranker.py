@@ -23,7 +23,7 @@ import lightgbm as lgb  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
 
-from recommend_api.engine.data import Transactions
+from recommend_api.engine.data import Transactions, concat_ranges
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -126,7 +126,7 @@ class _History:
         """
         tx, n_items = self.tx, self.tx.n_items
         lo, hi = self.line_offsets[customers], self.line_offsets[customers + 1]
-        lines = _ranges(lo, hi)
+        lines = concat_ranges(lo, hi)
         lines = lines[self.line_pos[lines] < cut[self.line_customer[lines]]]
         cust = self.line_customer[lines]
         ago = (cut[cust] - 1 - self.line_pos[lines]).astype(np.float64)
@@ -194,15 +194,6 @@ class _History:
         return pc, pi, x, count.astype(np.int64), last_t, decayed[decay]
 
 
-def _ranges(lo: IntArray, hi: IntArray) -> IntArray:
-    """Concatenation of ``arange(lo[k], hi[k])`` for every k."""
-    lengths = hi - lo
-    if lengths.sum() == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(lengths)
-    return np.arange(ends[-1], dtype=np.int64) - np.repeat(ends - lengths - lo, lengths)
-
-
 def _training_set(
     h: _History, p: RankerParams, decay: float
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
@@ -222,7 +213,7 @@ def _training_set(
             eligible = np.sort(rng.choice(eligible, size=size, replace=False))
         target = h.offsets[eligible] + cut[eligible]
         pc, pi, x, _, _, _ = h.features(eligible, cut, tx.basket_time[target], h.item_stats(cut), decay)
-        truth = _ranges(h.lines_before_basket[target], h.lines_before_basket[target + 1])
+        truth = concat_ranges(h.lines_before_basket[target], h.lines_before_basket[target + 1])
         truth_key = np.sort(h.line_customer[truth] * tx.n_items + h.line_item[truth])
         key = pc * tx.n_items + pi
         pos = np.clip(np.searchsorted(truth_key, key), 0, max(len(truth_key) - 1, 0))
