@@ -457,6 +457,26 @@ async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float) -> b
     return True
 
 
+def _without_stall(
+    progress: Callable[[], set[Any]],
+    done: Callable[[set[Any]], bool],
+    what: str,
+    stall: float = 25,
+    seconds: float = 180,
+) -> None:
+    """Poll until ``done(progress())``; fail when ``progress()`` gains nothing for ``stall`` seconds first, or after
+    ``seconds`` in all."""
+    start = last_gain = time.monotonic()
+    seen = 0
+    while not done(got := progress()):
+        now = time.monotonic()
+        if len(got) > seen:
+            seen, last_gain = len(got), now
+        assert now - last_gain < stall, f"{what}: nothing new for {stall:.0f} s, {seen} so far"
+        assert now - start < seconds, f"timed out waiting for {what}: {seen} so far"
+        time.sleep(0.1)
+
+
 HOLD_LOCK = 80_808
 # After the first sweep pass, a pass that inserts breach events waits for an advisory lock the test holds:
 # its event ids are taken, it cannot commit.
@@ -567,10 +587,12 @@ async def test_complaint_api_killed_mid_sla_sweep_flags_and_delivers_every_breac
                     assert receiver is not None
                     return {(body["complaint"]["id"], body["data"]["target"]) for _, body in list(receiver.received)}
 
-                # Delivered well within the 60 s that a gap in the event ids takes to settle, but for complaints
-                # with a delivery in flight at the kill (rare with the receiver down): those wait for the lease.
+                # Delivered without waiting out the 60 s that a gap in the event ids takes to settle (no pause of
+                # 25 s with nothing delivered: a slow machine slows deliveries, a stall stops them), but for
+                # complaints with a delivery in flight at the kill (rare with the receiver down): those wait for
+                # the lease.
                 prompt = {(i, target) for i, target in expected if i not in leased}
-                await asyncio.to_thread(wait_for, lambda: delivered() >= prompt, "breaches delivered", 30)
+                await asyncio.to_thread(_without_stall, delivered, lambda got: got >= prompt, "breaches delivered")
                 await asyncio.to_thread(wait_for, lambda: delivered() == expected, "every breach delivered", 90)
                 per_delivery: dict[str, set[tuple[str, str]]] = {}
                 for delivery_id, body in receiver.received:
