@@ -48,18 +48,28 @@ def customer_item_counts(tx: Transactions) -> sp.csr_matrix:
     )
 
 
+def _first_k(rows: npt.NDArray[Any], cols: npt.NDArray[Any], key: npt.NDArray[Any], n_rows: int, k: int) -> TopK:
+    """Per row, the columns of the ``k`` smallest ``key`` values (ties: lower column), -1 padded."""
+    order = np.lexsort((cols, key, rows))
+    rows, cols = rows[order], cols[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    keep = rank < k
+    top = np.full((n_rows, k), -1, dtype=np.int64)
+    top[rows[keep], rank[keep]] = cols[keep]
+    return top
+
+
 def topk_of_scores(scores: npt.NDArray[np.floating], k: int) -> TopK:
-    """Indices of the k highest scores of each row, best first; slots whose score is <= 0 are -1."""
+    """Indices of the k highest scores of each row, best first; slots whose score is <= 0 are -1.
+
+    Ties go to the lower index, the same on every machine (``argpartition`` alone breaks them by the CPU's sorting
+    code path, so a tuned setting could change between machines).
+    """
     n_rows, n_cols = scores.shape
     k_eff = min(k, n_cols)
-    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    top = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    top[np.take_along_axis(part_scores, order, axis=1) <= 0] = -1
-    if k_eff < k:
-        top = np.hstack([top, np.full((n_rows, k - k_eff), -1, dtype=np.int64)])
-    return top
+    kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1]
+    rows, cols = np.nonzero((scores >= kth[:, None]) & (scores > 0))
+    return _first_k(rows, cols, -scores[rows, cols], n_rows, k)
 
 
 # --------------------------------------------------------------------------------------------- TIFU-KNN
@@ -112,7 +122,8 @@ def tifu_user_vectors(tx: Transactions, r_b: float, r_g: float, m: int) -> sp.cs
 
 
 def nearest_neighbours(vectors: sp.csr_matrix, queries: npt.NDArray[np.integer], k: int, chunk: int = 2048) -> Any:
-    """The k nearest other customers (with at least one basket) of each query customer, by Euclidean distance."""
+    """The k nearest other customers (with at least one basket) of each query customer, by Euclidean distance
+    (ties: lower customer index)."""
     sq = np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel()
     candidates = np.flatnonzero(vectors.getnnz(axis=1) > 0)
     cand_vectors = vectors[candidates].T.tocsc()
@@ -123,8 +134,9 @@ def nearest_neighbours(vectors: sp.csr_matrix, queries: npt.NDArray[np.integer],
         dots = (vectors[q] @ cand_vectors).toarray()
         dist = sq[q][:, None] + sq[candidates][None, :] - 2.0 * dots
         dist[candidates[None, :] == q[:, None]] = np.inf  # not oneself
-        nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
-        out[start : start + len(q)] = candidates[nearest]
+        kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
+        rows, cols = np.nonzero(dist <= kth[:, None])  # ties at the k-th distance: lower candidate index first
+        out[start : start + len(q)] = candidates[_first_k(rows, cols, dist[rows, cols], len(q), k)]
     return out
 
 
