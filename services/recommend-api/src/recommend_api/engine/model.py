@@ -538,10 +538,11 @@ class Model:
 
 
 def _personal_candidates(
-    tx: Transactions, p: Params, conf_top: sp.csr_matrix, now: FloatArray
+    tx: Transactions, p: Params, conf_next: sp.csr_matrix, now: FloatArray
 ) -> dict[str, npt.NDArray[Any]]:
     """Per customer the top ``candidates`` items (CSR arrays): items bought before by buy-again probability, then
-    items new to the customer by co-occurrence with their own, every ``explore_every``-th slot holding a new one."""
+    items new to the customer by co-occurrence with their own (``conf_next``: confidence of each item's followers),
+    every ``explore_every``-th slot holding a new one."""
     n_cust, n_items = tx.n_customers, tx.n_items
     ranker = RankerParams(p.ranker_levels, p.ranker_rows, p.ranker_trees, p.ranker_learning_rate, p.ranker_leaves)
     bought = buy_again(tx, ranker, now=now, decay=p.basket_decay)
@@ -559,7 +560,7 @@ def _personal_candidates(
         seed_off, seed = _top_per_row(vc.row.astype(np.int64), vc.data, hi - lo, p.history_items)
         v_seed = sp.csr_matrix((vc.data[seed], vc.col[seed], seed_off), shape=(hi - lo, n_items))
         seed_sum = np.asarray(v_seed.sum(axis=1)).ravel()
-        x = sp.csr_matrix(sp.diags(1.0 / np.maximum(seed_sum, 1e-12)) @ (v_seed @ conf_top))
+        x = sp.csr_matrix(sp.diags(1.0 / np.maximum(seed_sum, 1e-12)) @ (v_seed @ conf_next))
         x.sort_indices()
         x = x.tocoo()
         rows, cols = x.row.astype(np.int64) + lo, x.col.astype(np.int64)
