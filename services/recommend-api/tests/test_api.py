@@ -187,6 +187,11 @@ async def test_a_model_swap_under_load_answers_every_request(client: httpx.Async
         for day in range(3):
             await add_baskets(app, [(5, ["A", "D"])], start=dt.datetime(2026, 11, 1 + day, tzinfo=dt.UTC))
             last = await build_model(client)
+        # Requests already under way when the last swap landed answer with the version before; wait for a new one.
+        for _ in range(1000):
+            if last in versions:
+                break
+            await asyncio.sleep(0.01)
     finally:
         stop.set()
         await asyncio.gather(*workers)
