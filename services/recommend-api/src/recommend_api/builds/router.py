@@ -53,7 +53,7 @@ class CurrentModelRead(BaseModel):
 
 
 PARAMS_EXAMPLE = {
-    "basket_decay": 0.9, "history_items": 10, "ranker_levels": 6, "ranker_rows": 300000, "ranker_trees": 100,
+    "basket_decay": 0.9, "history_items": 10, "ranker_levels": 6, "ranker_rows": 4000000, "ranker_trees": 100,
     "ranker_learning_rate": 0.06, "ranker_leaves": 31, "explore_every": 0, "candidates": 50, "related_per_item": 30,
     "min_pair_count": 2, "popularity_half_life_days": 30.0, "rule_min_support": 0.001, "rule_min_confidence": 0.05,
     "rule_max_len": 3, "max_rules": 100000,
