@@ -201,6 +201,7 @@ class QualityResult:
     seconds_tuning: dict[str, float] = field(default_factory=dict)
     split: dict[str, int] = field(default_factory=dict)
     implicit_quick: bool = False  # implicit's models tuned on their quick grids
+    grids: dict[str, Any] = field(default_factory=dict)  # name -> the candidates tuning tried
 
 
 def _blas_single() -> Any:
@@ -261,9 +262,8 @@ def quality(tx: Transactions, quick: bool, *, explore: bool = True, implicit_qui
         return m.recall, m.ndcg
 
     start = dataclasses.asdict(rb.tifu_start(tx.n_customers))
-    seconds, tuned = timed(
-        lambda: rb.coordinate_search("TIFU-KNN", start, rb.tifu_grid(tx.n_customers, quick), tifu_eval)
-    )
+    out.grids["TIFU-KNN"] = rb.tifu_grid(tx.n_customers, quick)
+    seconds, tuned = timed(lambda: rb.coordinate_search("TIFU-KNN", start, out.grids["TIFU-KNN"], tifu_eval))
     out.tuned["TIFU-KNN"], out.seconds_tuning["TIFU-KNN"] = tuned, seconds
     for label, params in (("paper's Instacart setting", start), ("tuned", tuned.best)):
         p = rb.TifuParams(**params)
@@ -282,9 +282,10 @@ def quality(tx: Transactions, quick: bool, *, explore: bool = True, implicit_qui
             m = score_topk(top, vholdout, vtrain, K)
             return m.recall, m.ndcg
 
+        grid = out.grids[spec.name] = spec.quick_grid if out.implicit_quick else spec.grid
         seconds, tuned = timed(
-            lambda spec=spec, evaluate=implicit_eval: rb.coordinate_search(
-                spec.name, spec.start, spec.quick_grid if out.implicit_quick else spec.grid, evaluate
+            lambda spec=spec, grid=grid, evaluate=implicit_eval: rb.coordinate_search(
+                spec.name, spec.start, grid, evaluate
             )
         )
         out.tuned[spec.name], out.seconds_tuning[spec.name] = tuned, seconds
@@ -357,7 +358,7 @@ def render_quality(q: QualityResult, quick: bool) -> str:
     edges = False
     for name, tuned in q.tuned.items():
         start = tuned.start_trial
-        candidates = _grid_of(name, tuned, quick if name == "TIFU-KNN" else q.implicit_quick)
+        candidates = q.grids[name]
         grid = "; ".join(f"{k} ∈ {{{', '.join(str(v) for v in vals)}}}" for k, vals in candidates.items())
 
         def mark(key: str, value: Any, candidates: dict[str, Sequence[Any]] = candidates) -> str:
@@ -455,15 +456,6 @@ def _grids_used(q: QualityResult, quick: bool) -> str:
     if q.implicit_quick:
         return "full grid for TIFU-KNN, quick grids for implicit's models"
     return "full grids"
-
-
-def _grid_of(name: str, tuned: Any, quick: bool) -> dict[str, Sequence[Any]]:
-    import recsys_baselines as rb
-
-    if name == "TIFU-KNN":
-        return rb.tifu_grid(max(2, int(tuned.start["k"]) + 1), quick)
-    spec = next(s for s in rb.implicit_specs(CORES) if s.name == name)
-    return spec.quick_grid if quick else spec.grid
 
 
 # ---------------------------------------------------------------------------------------------- build

@@ -351,13 +351,13 @@ def coordinate_search(
 def tifu_grid(n_customers: int, quick: bool) -> dict[str, list[Any]]:
     """TIFU-KNN candidates around the paper's Instacart setting; k is capped at the number of other customers."""
     cap = max(1, n_customers - 1)
-    ks = [10, 25, 50, 100, 200, 300, 600, 900] if not quick else [50, 300, 900]
+    ks = [5, 10, 25, 50, 100, 200, 300, 600, 900, 1200, 1800] if not quick else [50, 300, 900]
     grid: dict[str, list[Any]] = {
         "k": sorted({min(k, cap) for k in ks}),
         "r_b": [0.6, 0.7, 0.8, 0.9, 0.95, 1.0] if not quick else [0.8, 0.9, 1.0],
         "r_g": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0] if not quick else [0.6, 0.7, 0.8],
         "m": [1, 2, 3, 5, 7, 10] if not quick else [3, 7],
-        "alpha": [0.5, 0.7, 0.8, 0.9, 0.95, 1.0] if not quick else [0.7, 0.9],
+        "alpha": [0.2, 0.3, 0.4, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0] if not quick else [0.7, 0.9],
     }
     return grid
 
