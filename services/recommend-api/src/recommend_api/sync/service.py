@@ -155,12 +155,16 @@ class SyncStatus:
 
 
 async def sync_status(session: AsyncSession) -> SyncStatus:
+    # Positions first: each statement sees its own snapshot (READ COMMITTED), and a page committed between them
+    # must not show as applied with its lines not yet counted.
+    purchases = await feed_position(session, PURCHASE_FEED)
+    customer_feed = await feed_position(session, CUSTOMER_FEED)
     lines, customers = (
         await session.execute(select(func.count(), func.count(func.distinct(PurchaseLine.customer_id))))
     ).one()
     return SyncStatus(
-        purchases=await feed_position(session, PURCHASE_FEED),
-        customers=await feed_position(session, CUSTOMER_FEED),
+        purchases=purchases,
+        customers=customer_feed,
         lines=lines,
         customers_with_history=customers,
     )
