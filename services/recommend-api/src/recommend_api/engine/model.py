@@ -74,7 +74,7 @@ class Params:
     ranker_rows: at most about this many (customer, item) pairs train the classifier (customers are sampled).
         The classifier wants every row it can get: on The Complete Journey (2,469 households, 4.9 million pairs
         at six levels) 300,000 → 4,000,000 rows raised validation recall@10 from 0.161 to 0.172; on ten million
-        lines the larger sample adds about 13 s to a build.
+        lines the larger sample adds about 14 s to a build.
     ranker_trees, ranker_learning_rate, ranker_leaves: LightGBM boosting rounds, shrinkage and leaves per tree.
     explore_every: every n-th slot shows the best item the customer never bought (0 = off). Off by default: on
         Instacart, where next baskets are mostly repeats, one slot in ten costs 0.012 recall@10 for 0.011 explore
