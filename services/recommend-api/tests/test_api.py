@@ -91,6 +91,18 @@ async def test_category_and_exclude_filter_recommendations(client: httpx.AsyncCl
     assert without_a and not {"A", "B"} & {i["sku"] for i in without_a}
 
 
+async def test_rows_of_one_kind_buy_again_and_discover(client: httpx.AsyncClient, model: int) -> None:
+    url = f"/v1/customers/{customer(2)}/recommendations"  # customer 2 bought A, B, C and D: nothing is new
+    again = (await client.get(url, params={"kind": "repeat"})).json()
+    assert {i["sku"] for i in again["items"]} == {"A", "B", "C", "D"} and again["personalised"] is True
+    assert (await client.get(url, params={"kind": "new"})).json()["items"] == []
+    url = f"/v1/customers/{customer(3)}/recommendations"  # customer 3 bought A, B and D
+    assert [i["sku"] for i in (await client.get(url, params={"kind": "new"})).json()["items"]] == ["C"]
+    cold = f"/v1/customers/{customer(999)}/recommendations"
+    assert (await client.get(cold, params={"kind": "repeat"})).json()["items"] == []
+    assert {i["reason"] for i in (await client.get(cold, params={"kind": "new"})).json()["items"]} == {"popular"}
+
+
 async def test_cold_start_gets_popular_items(client: httpx.AsyncClient, model: int) -> None:
     body = (await client.get(f"/v1/customers/{customer(999)}/recommendations")).json()
     assert body["personalised"] is False
@@ -162,7 +174,8 @@ async def test_build_stores_an_evaluation(client: httpx.AsyncClient, app: FastAP
     current = (await client.get("/v1/models/current")).json()
     assert current["version"] == version
     evaluation = current["evaluation"]
-    assert {"model", "popularity", "top_frequency"} <= set(evaluation)
+    assert {"model", "model_new_items", "popularity", "top_frequency"} <= set(evaluation)
+    assert evaluation["model_new_items"]["repeat_ratio"] == 0
     assert evaluation["model"]["users"] == 5 and 0 <= evaluation["model"]["recall"] <= 1
     assert current["sizes"]["baskets"] == 30
 
@@ -223,6 +236,7 @@ async def test_a_restarted_replica_serves_the_stored_version(
         ("get", "/v1/customers/not-a-uuid/recommendations", {}),
         ("get", f"/v1/customers/{customer(1)}/recommendations", {"params": {"limit": 0}}),
         ("get", f"/v1/customers/{customer(1)}/recommendations", {"params": {"limit": 51}}),
+        ("get", f"/v1/customers/{customer(1)}/recommendations", {"params": {"kind": "everything"}}),
         ("get", "/v1/rules", {"params": {"min_support": 2}}),
         ("get", "/v1/rules", {"params": {"cursor": "forged.cursor"}}),
         ("get", "/v1/popular", {"params": {"category": ""}}),

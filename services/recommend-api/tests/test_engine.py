@@ -210,6 +210,53 @@ def test_known_customer_gets_repeat_items() -> None:
     assert all(model.category_of(s.sku) == "fruit" for s in model.recommend("c2", 2, category="fruit"))
 
 
+def bought_by(tx: Transactions) -> dict[str, set[str]]:
+    """Every sku each customer bought, from the lines."""
+    out: dict[str, set[str]] = {}
+    for b, item in zip(tx.line_basket.tolist(), tx.line_item.tolist(), strict=True):
+        out.setdefault(str(tx.customer_ids[tx.basket_customer[b]]), set()).add(str(tx.skus[item]))
+    return out
+
+
+def test_rows_of_one_kind() -> None:
+    # Five candidates per kind: customers here bought more than five items, so a "new" row reads past the
+    # customer's stored repeat items, and its popular top-up must skip items bought but not stored.
+    tx = random_tx(11)
+    params = Params(candidates=5)
+    model = Model.build(tx, params, now=NOW)
+    bought = bought_by(tx)
+    assert max(len(items) for items in bought.values()) > params.candidates
+    customers = tx.customer_ids.tolist()
+    for customer in customers:
+        mixed = model.recommend(customer, 10)
+        repeat = model.recommend(customer, 10, kind="repeat")
+        new = model.recommend(customer, 10, kind="new")
+        assert [s.sku for s in repeat] == [s.sku for s in mixed if s.reason == "repeat"][: len(repeat)]
+        assert len(repeat) == min(len(bought[customer]), params.candidates)
+        assert {s.reason for s in repeat} == {"repeat"} and {s.sku for s in repeat} <= bought[customer]
+        assert len(new) == min(10, tx.n_items - len(bought[customer]))
+        assert not {s.sku for s in new} & bought[customer] and "repeat" not in {s.reason for s in new}
+        assert [s.sku for s in new if s.reason == "bought_together"] == [
+            s.sku for s in model.recommend(customer, 2 * params.candidates) if s.reason == "bought_together"
+        ][: len([s for s in new if s.reason == "bought_together"])]
+        in_k1 = model.recommend(customer, 10, kind="new", category="k1", exclude=[new[0].sku])
+        assert in_k1 and all(model.category_of(s.sku) == "k1" for s in in_k1)
+        assert not {s.sku for s in in_k1} & (bought[customer] | {new[0].sku})
+    # The evaluation's vectorised lists are the same as the answers.
+    for kind in ("mixed", "repeat", "new"):
+        top = model.top_items([*customers, "never-seen"], 10, kind)
+        for row, customer in zip(top.tolist(), [*customers, "never-seen"], strict=True):
+            answer = [s.sku for s in model.recommend(customer, 10, kind=kind)]
+            assert [str(model.skus[i]) for i in row if i >= 0] == answer
+    # Without a history: no items to buy again, popular items as new ones.
+    assert model.recommend("never-seen", 5, kind="repeat") == []
+    assert model.recommend(None, 5, kind="new") == model.popular(5)
+    # c1 bought every item of the hand-made baskets: nothing is new to them.
+    hand = Model.build(hand_tx(), now=NOW)
+    assert hand.recommend("c1", 5, kind="new") == []
+    assert [s.sku for s in hand.recommend("c3", 5, kind="new")] == ["C"]
+
+
 def test_an_exclusion_that_removes_nothing_changes_nothing() -> None:
     # Unfiltered answers take the stored order directly; they must equal what filtering produces.
     for tx, params in ((random_tx(7), Params()), (random_tx(8), Params(explore_every=3)), (hand_tx(), Params())):
@@ -375,8 +422,10 @@ def test_split_and_score_by_hand() -> None:
 
 def test_evaluate_random_data() -> None:
     result = evaluate(random_tx(6), Params())
-    assert set(result) == {"model", "popularity", "top_frequency"}
+    assert set(result) == {"model", "model_new_items", "popularity", "top_frequency"}
     assert all(0.0 <= m.recall <= 1.0 and m.users > 0 for m in result.values())
+    assert result["model_new_items"].repeat_ratio == 0.0  # never an item the customer bought
+    assert result["model_new_items"].recall_repeat == 0.0
 
 
 def test_evaluate_instacart_sample(request: pytest.FixtureRequest) -> None:
@@ -388,3 +437,6 @@ def test_evaluate_instacart_sample(request: pytest.FixtureRequest) -> None:
     result = evaluate(orders.transactions())
     assert result["model"].users == 593
     assert result["model"].recall > result["top_frequency"].recall > result["popularity"].recall
+    # The list of new items finds more of what customers try for the first time than the most popular items do.
+    assert result["model_new_items"].repeat_ratio == 0.0
+    assert result["model_new_items"].recall_explore > result["popularity"].recall_explore

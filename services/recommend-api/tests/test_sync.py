@@ -113,6 +113,8 @@ async def test_restriction_and_withdrawn_consent_leave_only_popular_items(
         for path in ("recommendations", "recovery-offers"):
             body = (await client.get(f"/v1/customers/{who}/{path}")).json()
             assert body["personalised"] is False and {i["reason"] for i in body["items"]} <= {"popular"}, body
+        again = (await client.get(f"/v1/customers/{who}/recommendations", params={"kind": "repeat"})).json()
+        assert again["items"] == []  # no "buy it again" row from a history that may not be used
     await _apply(
         app, events=[event("unrestricted", restricted), event("consent_changed", withdrawn, profiling="granted")]
     )

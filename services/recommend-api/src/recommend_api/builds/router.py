@@ -37,7 +37,8 @@ class ModelVersionRead(ResponseModel):
     params: dict[str, Any] | None
     sizes: dict[str, Any] | None
     evaluation: dict[str, Any] | None = Field(
-        description="recall@10, NDCG@10 and their repeat/explore parts for the model and two baselines"
+        description="recall@10, NDCG@10 and their repeat/explore parts for the model (its default lists and its "
+        "lists of items new to the customer) and two baselines"
     )
     error: str | None
 
@@ -67,6 +68,7 @@ EVALUATION_EXAMPLE = {
            "hit_rate": hit, "repeat_ratio": 0.61, "users_repeat": 19840, "users_explore": 21310, "k": 10}
     for name, recall, ndcg, repeat, explore, hit in [
         ("model", 0.384, 0.402, 0.552, 0.031, 0.871),
+        ("model_new_items", 0.014, 0.016, 0.0, 0.045, 0.117),
         ("popularity", 0.121, 0.133, 0.118, 0.042, 0.538),
         ("top_frequency", 0.356, 0.381, 0.533, 0.0, 0.852),
     ]

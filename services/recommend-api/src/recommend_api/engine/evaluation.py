@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommend_api.engine.data import Transactions, sorted_contains
-from recommend_api.engine.model import Model, Params
+from recommend_api.engine.model import Kind, Model, Params
 
 
 @dataclass(frozen=True)
@@ -221,10 +221,13 @@ def top_frequency_topk(train: Transactions, holdout: Holdout, k: int = 10) -> np
     return _first_unique(np.hstack([personal, np.tile(pop, (holdout.n_users, 1))]), k)
 
 
-def model_topk(model: Model, train: Transactions, holdout: Holdout, k: int = 10) -> npt.NDArray[np.int64]:
-    """The model's unfiltered top-k for each holdout customer, as item indices of ``train``."""
+def model_topk(
+    model: Model, train: Transactions, holdout: Holdout, k: int = 10, kind: Kind = "mixed"
+) -> npt.NDArray[np.int64]:
+    """The model's unfiltered top-k (of the ``kind`` asked for) for each holdout customer, as item indices of
+    ``train``."""
     ids = [str(x) for x in train.customer_ids[holdout.customers]]
-    top = model.top_items(ids, k)
+    top = model.top_items(ids, k, kind)
     model_skus = model.skus
     if len(model_skus) == train.n_items and np.array_equal(model_skus, np.asarray(train.skus, dtype=str)):
         return top
@@ -243,11 +246,13 @@ def model_at_holdout(train: Transactions, holdout: Holdout, params: Params | Non
 
 
 def evaluate(tx: Transactions, params: Params | None = None, k: int = 10) -> dict[str, Metrics]:
-    """Leave-last-basket-out metrics of the model and of both baselines, on the same split."""
+    """Leave-last-basket-out metrics of the model (its default list, and its list of items new to the customer)
+    and of both baselines, on the same split."""
     train, holdout = split_last_basket(tx)
     model = model_at_holdout(train, holdout, params)
     return {
         "model": score_topk(model_topk(model, train, holdout, k), holdout, train, k),
+        "model_new_items": score_topk(model_topk(model, train, holdout, k, "new"), holdout, train, k),
         "popularity": score_topk(popularity_topk(train, holdout, k), holdout, train, k),
         "top_frequency": score_topk(top_frequency_topk(train, holdout, k), holdout, train, k),
     }

@@ -16,8 +16,10 @@ Build computes, without Python loops over order lines:
   new items, and from 0.0158 to 0.0186 with every second slot new (bench/REPORT.md).
   A customer's list is their items by buy-again probability, then new items by X; every ``explore_every``-th
   slot holds the best new item unless one already ranks there. Reasons: "repeat" for items bought before,
-  "bought_together" for new ones. The top ``candidates`` items per customer are stored (CSR layout), so a
-  request is a slice and a filter.
+  "bought_together" for new ones. Per customer the list's top ``candidates`` items are stored (CSR layout), and
+  beyond them the top ``candidates`` of each kind, so a request is a slice and a filter, also for one kind only
+  (``kind="repeat"``: a "buy it again" row; ``kind="new"``: a "discover" row of items the customer never bought,
+  topped up with popular ones; every item a customer bought is stored, so none of them is shown as new).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ from recommend_api.engine.data import Transactions, concat_ranges, sorted_contai
 from recommend_api.engine.ranker import RankerParams, buy_again
 from recommend_api.engine.rules import Association, RuleTable, mine_rule_table, table_associations
 
-__all__ = ["Association", "Model", "Params", "Suggestion"]
+__all__ = ["Association", "Kind", "Model", "Params", "Suggestion"]
 
 Reason = Literal["repeat", "bought_together", "popular"]
+Kind = Literal["mixed", "repeat", "new"]
 _REASONS: tuple[Reason, ...] = ("repeat", "bought_together")
 _DAY = 86400.0
 
@@ -79,7 +82,7 @@ class Params:
     explore_every: every n-th slot shows the best item the customer never bought (0 = off). Off by default: on
         Instacart, where next baskets are mostly repeats, one slot in ten costs 0.012 recall@10 for 0.011 explore
         recall@10, every second slot 0.106 for 0.019; worth enabling where discovery matters more than hit rate.
-    candidates: items stored per customer for serving.
+    candidates: items stored per customer for serving (and as many of each kind, items bought before and new ones).
     related_per_item: related items stored per item (ranked by confidence × lift), and as many items that follow
         it (ranked by confidence), which seed the customer's new items and name them in ``because``.
     min_pair_count: baskets two items must share to be related.
@@ -132,6 +135,10 @@ class Model:
         self._a = arrays
         if "next_items" not in arrays:  # stored before the lists by confidence: explain with the related items
             arrays["next_offsets"], arrays["next_items"] = arrays["rel_offsets"], arrays["rel_items"]
+        if "bought_items" not in arrays:  # stored before every bought item was: its repeat candidates stand in
+            repeat = arrays["cand_reason"] == 0
+            arrays["bought_offsets"] = np.concatenate(([0], np.cumsum(repeat)))[arrays["cand_offsets"]]
+            arrays["bought_items"] = arrays["cand_items"][repeat]
         self.sizes: dict[str, int] = {k: int(v) for k, v in meta["sizes"].items()}
         self.built_at: float = float(meta["built_at"])
         known = {f.name for f in fields(Params)}  # a model stored by an earlier version may name other settings
@@ -346,26 +353,37 @@ class Model:
         off = self._a["cand_offsets"]
         return slice(int(off[u]), int(off[u + 1]))
 
+    def _bought(self, customer_id: str) -> IntArray:
+        """Every item the customer bought (unsorted)."""
+        u = self._customer_index[customer_id]
+        off = self._a["bought_offsets"]
+        return self._a["bought_items"][int(off[u]) : int(off[u + 1])].astype(np.int64)
+
     def _from_candidates(
         self,
+        customer_id: str,
         rows: slice,
         k: int,
         *,
         category: str | None,
         exclude: IntArray,
         avoid_categories: Collection[str] = (),
+        kind: Kind = "mixed",
     ) -> list[Suggestion]:
         items = self._a["cand_items"][rows]
+        ok = None if kind == "mixed" else (self._a["cand_reason"][rows] == 0) == (kind == "repeat")
         if len(exclude) > 0 or category is not None or len(avoid_categories) > 0:
-            ok = self._allowed(
+            allowed = self._allowed(
                 items.astype(np.int64), category=category, exclude=exclude, avoid_categories=avoid_categories
             )
-            picked = np.flatnonzero(ok)[:k]
-        else:  # nothing to filter out: the stored order is the answer
-            picked = np.arange(len(items))[:k]
+            ok = allowed if ok is None else ok & allowed
+        # With nothing to filter out, the stored order is the answer.
+        picked = np.arange(len(items))[:k] if ok is None else np.flatnonzero(ok)[:k]
         out = self._candidates(rows, picked)
-        if len(out) < k:
+        if len(out) < k and kind != "repeat":
             taken = np.concatenate([exclude, items[picked].astype(np.int64)])
+            if kind == "new":
+                taken = np.concatenate([taken, self._bought(customer_id)])
             out += self._popular(k - len(out), category=category, exclude=taken, avoid_categories=avoid_categories)
         return out
 
@@ -409,14 +427,23 @@ class Model:
         return np.repeat(own, hi - lo), self._a["next_items"][concat_ranges(lo, hi)]
 
     def recommend(
-        self, customer_id: str | None, k: int, *, category: str | None = None, exclude: Collection[str] = ()
+        self,
+        customer_id: str | None,
+        k: int,
+        *,
+        category: str | None = None,
+        exclude: Collection[str] = (),
+        kind: Kind = "mixed",
     ) -> list[Suggestion]:
-        """Personal mix (buy-again, then items new to the customer) for a known customer, else popular items."""
+        """Personal mix (buy-again, then items new to the customer) for a known customer, else popular items.
+
+        ``kind="repeat"``: items the customer bought before only (none for an unknown customer); ``kind="new"``:
+        items they never bought only, topped up with popular ones."""
         rows = self._customer_slice(customer_id)
         excl = self._item_ids(exclude)
-        if rows is None:
-            return self._popular(k, category=category, exclude=excl)
-        return self._from_candidates(rows, k, category=category, exclude=excl)
+        if rows is None or customer_id is None:
+            return [] if kind == "repeat" else self._popular(k, category=category, exclude=excl)
+        return self._from_candidates(customer_id, rows, k, category=category, exclude=excl, kind=kind)
 
     def recovery_offers(
         self,
@@ -429,31 +456,52 @@ class Model:
         """Items the customer likes (or popular ones), never an avoided sku nor an item of an avoided category."""
         rows = self._customer_slice(customer_id)
         excl = self._item_ids(avoid_skus)
-        if rows is None:
+        if rows is None or customer_id is None:
             return self._popular(k, category=None, exclude=excl, avoid_categories=avoid_categories)
-        return self._from_candidates(rows, k, category=None, exclude=excl, avoid_categories=avoid_categories)
+        return self._from_candidates(
+            customer_id, rows, k, category=None, exclude=excl, avoid_categories=avoid_categories
+        )
 
-    def top_items(self, customer_ids: Sequence[str], k: int) -> IntArray:
+    def top_items(self, customer_ids: Sequence[str], k: int, kind: Kind = "mixed") -> IntArray:
         """(len(customer_ids), k) item indices (into the model's skus) of ``recommend`` without filters; -1 pads."""
         a = self._a
-        off = a["cand_offsets"]
         u = np.array([self._customer_index.get(c, -1) for c in customer_ids], dtype=np.int64)
         known = u >= 0
-        lo = np.where(known, off[np.maximum(u, 0)], 0)
-        n = np.where(known, off[np.maximum(u, 0) + 1] - lo, 0)
+        # The stored candidates of the kind asked for, and where each customer's start among them.
+        entries = (
+            np.arange(len(a["cand_items"]))
+            if kind == "mixed"
+            else np.flatnonzero((a["cand_reason"] == 0) == (kind == "repeat"))
+        )
+        first = np.searchsorted(entries, a["cand_offsets"])
+        lo = np.where(known, first[np.maximum(u, 0)], 0)
+        n = np.where(known, first[np.maximum(u, 0) + 1] - lo, 0)
         col = np.arange(k)
         take = col[None, :] < n[:, None]
-        idx = np.where(take, lo[:, None] + col[None, :], 0)
-        personal = np.where(take, a["cand_items"][idx] if len(a["cand_items"]) else -1, -1).astype(np.int64)
+        idx = np.where(take, entries[np.where(take, lo[:, None] + col[None, :], 0)] if len(entries) else 0, 0)
+        personal = np.where(take, a["cand_items"][idx] if len(entries) else -1, -1).astype(np.int64)
+        if kind == "repeat":
+            return personal
         pop = a["pop_order"][: 2 * k].astype(np.int64)
         both = np.hstack([personal, np.broadcast_to(pop, (len(u), len(pop)))])
-        # First k distinct items per row (popular top-up never repeats a personal item).
+        # First k distinct items per row (popular top-up never repeats a personal item, nor for new items one the
+        # customer bought).
         dup = np.zeros(both.shape, dtype=bool)
         dup[:, k:] = (both[:, k:, None] == personal[:, None, :]).any(axis=2)
+        if kind == "new":
+            n_items, off = len(self._skus), a["bought_offsets"]
+            bought = np.sort(np.repeat(np.arange(len(off) - 1), np.diff(off)) * n_items + a["bought_items"])
+            asked = (u[:, None] * n_items + pop[None, :]).ravel()
+            dup[:, k:] |= known[:, None] & sorted_contains(bought, asked).reshape(len(u), len(pop))
         keep = (both >= 0) & ~dup
         pos = np.argsort(~keep, axis=1, kind="stable")[:, :k]
         out = np.take_along_axis(np.where(keep, both, -1), pos, axis=1)
-        return np.hstack([out, np.full((len(u), k - out.shape[1]), -1, dtype=np.int64)])
+        out = np.hstack([out, np.full((len(u), k - out.shape[1]), -1, dtype=np.int64)])
+        if kind == "new":  # customers short of new items who bought most of the 2k most popular: one by one
+            for r in np.flatnonzero(known & (out < 0).any(axis=1)).tolist():
+                items = self._item_ids([s.sku for s in self.recommend(customer_ids[r], k, kind="new")])
+                out[r] = np.concatenate([items, np.full(k - len(items), -1, dtype=np.int64)])
+        return out
 
     def related(self, sku: str, k: int) -> list[Association]:
         """Items bought with ``sku`` (sku → other), best confidence × lift first; [] for an unknown sku."""
@@ -511,8 +559,8 @@ class Model:
         if len(out) < k:
             taken = np.concatenate([cart, self._item_ids([s.sku for s in out])])
             rows = self._customer_slice(customer_id)
-            if rows is not None:
-                out += self._from_candidates(rows, k - len(out), category=None, exclude=taken)
+            if rows is not None and customer_id is not None:
+                out += self._from_candidates(customer_id, rows, k - len(out), category=None, exclude=taken)
             else:
                 out += self._popular(k - len(out), category=None, exclude=taken)
         return out
@@ -543,9 +591,10 @@ class Model:
 def _personal_candidates(
     tx: Transactions, p: Params, conf_next: sp.csr_matrix, now: FloatArray
 ) -> dict[str, npt.NDArray[Any]]:
-    """Per customer the top ``candidates`` items (CSR arrays): items bought before by buy-again probability, then
-    items new to the customer by co-occurrence with their own (``conf_next``: confidence of each item's followers),
-    every ``explore_every``-th slot holding a new one."""
+    """Per customer the top ``candidates`` items of each kind (CSR arrays, in the list's order): items bought before
+    by buy-again probability, then items new to the customer by co-occurrence with their own (``conf_next``:
+    confidence of each item's followers), every ``explore_every``-th slot holding a new one; and every item each
+    customer bought (``bought_*``)."""
     n_cust, n_items = tx.n_customers, tx.n_items
     ranker = RankerParams(p.ranker_levels, p.ranker_rows, p.ranker_trees, p.ranker_learning_rate, p.ranker_leaves)
     bought = buy_again(tx, ranker, now=now, decay=p.basket_decay)
@@ -590,9 +639,10 @@ def _personal_candidates(
         cust, item, score, repeat, times, last = _explore_forward(
             p.explore_every, starts, cust, item, score, repeat, times, last
         )
-    keep = np.arange(len(cust)) - starts[cust] < p.candidates
-    cust, item, score, repeat, times, last = (a[keep] for a in (cust, item, score, repeat, times, last))
+    # All kept: the top ``candidates`` of each kind hold the list's top ``candidates`` and serve a row of one kind.
     return {
+        "bought_offsets": np.concatenate(([0], np.cumsum(np.bincount(bought.customer, minlength=n_cust)))),
+        "bought_items": bought.item.astype(np.int32),
         "cand_offsets": np.concatenate(([0], np.cumsum(np.bincount(cust, minlength=n_cust)))).astype(np.int64),
         "cand_items": item.astype(np.int32),
         "cand_scores": score.astype(np.float32),

@@ -89,7 +89,9 @@ def _association(current: CurrentModel, a: engine.Association) -> Association:
     summary="Recommendations for a customer (猜你喜欢)",
     description="Items to buy again (`repeat`, with how often and when last bought), items that go with what "
     "they buy (`bought_together`, with the items that led to them) and `popular` items. Customers with no "
-    "history, erased or restricted customers and those who withdrew profiling consent get popular items only.",
+    "history, erased or restricted customers and those who withdrew profiling consent get popular items only. "
+    '`kind` picks one part for a row of its own: `repeat` (a "buy it again" row: items bought before only, '
+    'none without a history) or `new` (a "discover" row: items the customer never bought only).',
     responses=problem_responses(401, 403, 422, 503),
 )
 async def recommendations(
@@ -99,11 +101,15 @@ async def recommendations(
     limit: Limit = 10,
     category: Category = None,
     exclude: Annotated[SkuList, Query(description="SKUs not to suggest (repeat the parameter)")] = [],  # noqa: B006
+    kind: Annotated[
+        engine.Kind, Query(description="`mixed` (items to buy again, then new ones), `repeat` or `new` only")
+    ] = "mixed",
 ) -> Response:
     current = _current(request)
     served, personal = _resolve(request, customer_id)
     who = str(served) if personal else None
-    return _answer(current, served, who, current.model.recommend(who, limit, category=category, exclude=exclude))
+    items = current.model.recommend(who, limit, category=category, exclude=exclude, kind=kind)
+    return _answer(current, served, who, items)
 
 
 @router.get(
