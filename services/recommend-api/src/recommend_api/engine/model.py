@@ -16,10 +16,10 @@ Build computes, without Python loops over order lines:
   new items, and from 0.0158 to 0.0186 with every second slot new (bench/REPORT.md).
   A customer's list is their items by buy-again probability, then new items by X; every ``explore_every``-th
   slot holds the best new item unless one already ranks there. Reasons: "repeat" for items bought before,
-  "bought_together" for new ones. Per customer the list's top ``candidates`` items are stored (CSR layout), and
-  beyond them the top ``candidates`` of each kind, so a request is a slice and a filter, also for one kind only
-  (``kind="repeat"``: a "buy it again" row; ``kind="new"``: a "discover" row of items the customer never bought,
-  topped up with popular ones; every item a customer bought is stored, so none of them is shown as new).
+  "bought_together" for new ones. Per customer the top ``candidates`` items of each kind are stored in the list's
+  order (CSR layout; they hold the list's top ``candidates``), so a request is a slice and a filter, also for one
+  kind only (``kind="repeat"``: a "buy it again" row; ``kind="new"``: a "discover" row of items the customer never
+  bought, topped up with popular ones; every item a customer bought is stored, so none of them is shown as new).
 """
 
 from __future__ import annotations
