@@ -429,6 +429,13 @@ def render_explore(explore: list[tuple[str, Metrics, Metrics]], baselines: list[
             ]
         )
     verdict = f"{', '.join(meets)} meets both." if meets else "No list meets both targets."
+    default, discover = explore[0][2], explore[-1][2]  # the default list; the list of new items (kind=new)
+    verdict += (
+        f" As two rows of an app (the default list and the `kind=new` list beside it): recall@10 {default.recall:.4f} "
+        f"against the target's {recall_goal:.4f} ({'met' if default.recall >= recall_goal else 'not met'}), explore "
+        f"recall@10 {discover.recall_explore:.4f} against {best_explore.test.recall_explore:.4f} "
+        f"({'met' if discover.recall_explore > best_explore.test.recall_explore else 'not met'})."
+    )
     return [
         "Our lists of items new to the customer on the same splits: explore slots (`Params.explore_every`: every "
         "n-th slot of the one list holds the best item new to the customer; 0 = off) and the list of new items alone "
