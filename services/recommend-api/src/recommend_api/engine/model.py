@@ -346,23 +346,18 @@ class Model:
                 out.append(Suggestion(self._skus[i], score, "popular", category_name))
         return out
 
-    def _customer_slice(self, customer_id: str | None) -> slice | None:
-        u = self._customer_index.get(customer_id) if customer_id is not None else None
-        if u is None:
-            return None
-        off = self._a["cand_offsets"]
-        return slice(int(off[u]), int(off[u + 1]))
+    def _customer(self, customer_id: str | None) -> int | None:
+        """The customer's index in the model, None when unknown."""
+        return self._customer_index.get(customer_id) if customer_id is not None else None
 
-    def _bought(self, customer_id: str) -> IntArray:
-        """Every item the customer bought (unsorted)."""
-        u = self._customer_index[customer_id]
-        off = self._a["bought_offsets"]
-        return self._a["bought_items"][int(off[u]) : int(off[u + 1])].astype(np.int64)
+    def _span(self, layout: str, u: int) -> slice:
+        """Customer ``u``'s entries in a per-customer CSR layout (``cand`` or ``bought``)."""
+        off = self._a[f"{layout}_offsets"]
+        return slice(int(off[u]), int(off[u + 1]))
 
     def _from_candidates(
         self,
-        customer_id: str,
-        rows: slice,
+        u: int,
         k: int,
         *,
         category: str | None,
@@ -370,6 +365,7 @@ class Model:
         avoid_categories: Collection[str] = (),
         kind: Kind = "mixed",
     ) -> list[Suggestion]:
+        rows = self._span("cand", u)
         items = self._a["cand_items"][rows]
         ok = None if kind == "mixed" else (self._a["cand_reason"][rows] == 0) == (kind == "repeat")
         if len(exclude) > 0 or category is not None or len(avoid_categories) > 0:
@@ -383,7 +379,7 @@ class Model:
         if len(out) < k and kind != "repeat":
             taken = np.concatenate([exclude, items[picked].astype(np.int64)])
             if kind == "new":
-                taken = np.concatenate([taken, self._bought(customer_id)])
+                taken = np.concatenate([taken, self._a["bought_items"][self._span("bought", u)].astype(np.int64)])
             out += self._popular(k - len(out), category=category, exclude=taken, avoid_categories=avoid_categories)
         return out
 
@@ -439,11 +435,11 @@ class Model:
 
         ``kind="repeat"``: items the customer bought before only (none for an unknown customer); ``kind="new"``:
         items they never bought only, topped up with popular ones."""
-        rows = self._customer_slice(customer_id)
+        u = self._customer(customer_id)
         excl = self._item_ids(exclude)
-        if rows is None or customer_id is None:
+        if u is None:
             return [] if kind == "repeat" else self._popular(k, category=category, exclude=excl)
-        return self._from_candidates(customer_id, rows, k, category=category, exclude=excl, kind=kind)
+        return self._from_candidates(u, k, category=category, exclude=excl, kind=kind)
 
     def recovery_offers(
         self,
@@ -454,13 +450,11 @@ class Model:
         avoid_categories: Collection[str] = (),
     ) -> list[Suggestion]:
         """Items the customer likes (or popular ones), never an avoided sku nor an item of an avoided category."""
-        rows = self._customer_slice(customer_id)
+        u = self._customer(customer_id)
         excl = self._item_ids(avoid_skus)
-        if rows is None or customer_id is None:
+        if u is None:
             return self._popular(k, category=None, exclude=excl, avoid_categories=avoid_categories)
-        return self._from_candidates(
-            customer_id, rows, k, category=None, exclude=excl, avoid_categories=avoid_categories
-        )
+        return self._from_candidates(u, k, category=None, exclude=excl, avoid_categories=avoid_categories)
 
     def top_items(self, customer_ids: Sequence[str], k: int, kind: Kind = "mixed") -> IntArray:
         """(len(customer_ids), k) item indices (into the model's skus) of ``recommend`` without filters; -1 pads."""
@@ -484,21 +478,15 @@ class Model:
             return personal
         pop = a["pop_order"][: 2 * k].astype(np.int64)
         both = np.hstack([personal, np.broadcast_to(pop, (len(u), len(pop)))])
-        # First k distinct items per row (popular top-up never repeats a personal item, nor for new items one the
-        # customer bought).
+        # First k distinct items per row (popular top-up never repeats a personal item).
         dup = np.zeros(both.shape, dtype=bool)
         dup[:, k:] = (both[:, k:, None] == personal[:, None, :]).any(axis=2)
-        if kind == "new":
-            n_items, off = len(self._skus), a["bought_offsets"]
-            bought = np.sort(np.repeat(np.arange(len(off) - 1), np.diff(off)) * n_items + a["bought_items"])
-            asked = (u[:, None] * n_items + pop[None, :]).ravel()
-            dup[:, k:] |= known[:, None] & sorted_contains(bought, asked).reshape(len(u), len(pop))
         keep = (both >= 0) & ~dup
         pos = np.argsort(~keep, axis=1, kind="stable")[:, :k]
         out = np.take_along_axis(np.where(keep, both, -1), pos, axis=1)
         out = np.hstack([out, np.full((len(u), k - out.shape[1]), -1, dtype=np.int64)])
-        if kind == "new":  # customers short of new items who bought most of the 2k most popular: one by one
-            for r in np.flatnonzero(known & (out < 0).any(axis=1)).tolist():
+        if kind == "new":  # known customers short of new items: their top-up skips what they bought, one by one
+            for r in np.flatnonzero(known & (personal < 0).any(axis=1)).tolist():
                 items = self._item_ids([s.sku for s in self.recommend(customer_ids[r], k, kind="new")])
                 out[r] = np.concatenate([items, np.full(k - len(items), -1, dtype=np.int64)])
         return out
@@ -523,6 +511,7 @@ class Model:
         score when known), never an item of the cart; topped up with personal then popular items."""
         a = self._a
         cart = self._item_ids(skus)
+        customer = self._customer(customer_id)
         if k <= 0:
             return []
         out: list[Suggestion] = []
@@ -537,8 +526,8 @@ class Model:
             items, source, score = items[keep], source[keep], score[keep]
             uniq, inv = np.unique(items, return_inverse=True)
             total = np.bincount(inv, weights=score, minlength=len(uniq)).astype(np.float64)
-            rows = self._customer_slice(customer_id)
-            if rows is not None:
+            if customer is not None:
+                rows = self._span("cand", customer)
                 own = a["cand_items"][rows]
                 hit = np.isin(uniq, own)
                 if hit.any():
@@ -558,9 +547,8 @@ class Model:
                 )
         if len(out) < k:
             taken = np.concatenate([cart, self._item_ids([s.sku for s in out])])
-            rows = self._customer_slice(customer_id)
-            if rows is not None and customer_id is not None:
-                out += self._from_candidates(customer_id, rows, k - len(out), category=None, exclude=taken)
+            if customer is not None:
+                out += self._from_candidates(customer, k - len(out), category=None, exclude=taken)
             else:
                 out += self._popular(k - len(out), category=None, exclude=taken)
         return out
