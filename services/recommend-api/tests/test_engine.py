@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from recommend_api.engine.data import Transactions
-from recommend_api.engine.evaluation import Holdout, evaluate, score_topk, split_last_basket
+from recommend_api.engine.evaluation import Holdout, evaluate, recall_by_customer, score_topk, split_last_basket
 from recommend_api.engine.model import Association, Model, Params
 from recommend_api.engine.rules import mine_rules
 
@@ -420,6 +420,7 @@ def test_split_and_score_by_hand() -> None:
     # c1: hit C at rank 1 → recall 1/2; DCG 1; IDCG 1 + 1/log2(3) = 1.63093 → NDCG 0.61315
     # c2: hits D (rank 2), B (rank 3) → recall 1; DCG 1/log2(3) + 1/log2(4) = 1.13093 → NDCG 0.69343
     assert m.recall == pytest.approx(0.75)
+    assert recall_by_customer(topk, holdout, train, k=3).tolist() == pytest.approx([0.5, 1.0])
     assert m.ndcg == pytest.approx((0.61315 + 0.69343) / 2, abs=1e-5)
     assert m.recall_repeat == pytest.approx(0.5)  # c1 misses A (0), c2 hits B (1)
     assert m.recall_explore == pytest.approx(1.0)  # C and D both hit
@@ -428,6 +429,7 @@ def test_split_and_score_by_hand() -> None:
     assert m.repeat_ratio == pytest.approx(1 / 3)
     # a duplicated item counts once
     assert score_topk(np.array([[c, c, c], [d, d, d]]), holdout, train, k=3).recall == pytest.approx(0.5)
+    assert recall_by_customer(np.array([[c, c, c], [d, d, d]]), holdout, train, k=3).tolist() == [0.5, 0.5]
 
 
 def test_evaluate_random_data() -> None:

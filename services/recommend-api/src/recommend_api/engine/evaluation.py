@@ -97,8 +97,10 @@ def split_last_basket(tx: Transactions) -> tuple[Transactions, Holdout]:
     )
 
 
-def score_topk(topk: npt.NDArray[np.integer], holdout: Holdout, train: Transactions, k: int = 10) -> Metrics:
-    """Metrics of top-k lists, one row per holdout customer (item indices, -1 = empty slot; repeats count once)."""
+def _hits(
+    topk: npt.NDArray[np.integer], holdout: Holdout, n_items: int, k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """The lists cut or padded to ``k``, their valid slots (repeats count once), hits, and hits of repeat items."""
     topk = np.asarray(topk, dtype=np.int64)
     n_users = holdout.n_users
     if topk.ndim != 2 or topk.shape[0] != n_users:
@@ -116,7 +118,6 @@ def score_topk(topk: npt.NDArray[np.integer], holdout: Holdout, train: Transacti
     np.put_along_axis(dup, order, dup_sorted, axis=1)
     valid &= ~dup
 
-    n_items = train.n_items
     rows = np.arange(n_users, dtype=np.int64)[:, None]
     pred_keys = np.where(valid, rows * n_items + topk, -1)
     truth_user = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(holdout.offsets))
@@ -126,7 +127,26 @@ def score_topk(topk: npt.NDArray[np.integer], holdout: Holdout, train: Transacti
     pos = np.clip(np.searchsorted(t_sorted, pred_keys), 0, max(len(t_sorted) - 1, 0))
     hit = valid & (t_sorted[pos] == pred_keys) if len(t_sorted) else np.zeros_like(valid)
     hit_repeat = hit & holdout.repeat[t_order][pos] if len(t_sorted) else hit
+    return topk, valid, hit, hit_repeat
+
+
+def recall_by_customer(
+    topk: npt.NDArray[np.integer], holdout: Holdout, train: Transactions, k: int = 10
+) -> npt.NDArray[np.float64]:
+    """recall@k of each holdout customer with a truth basket: the values whose mean is ``score_topk``'s recall
+    (for paired comparisons of two methods on the same customers)."""
+    _, _, hit, _ = _hits(topk, holdout, train.n_items, k)
+    n_truth = np.diff(holdout.offsets).astype(np.float64)
+    has = n_truth > 0
+    return np.asarray(hit.sum(axis=1)[has] / n_truth[has], dtype=np.float64)
+
+
+def score_topk(topk: npt.NDArray[np.integer], holdout: Holdout, train: Transactions, k: int = 10) -> Metrics:
+    """Metrics of top-k lists, one row per holdout customer (item indices, -1 = empty slot; repeats count once)."""
+    n_users, n_items = holdout.n_users, train.n_items
+    topk, valid, hit, hit_repeat = _hits(topk, holdout, n_items, k)
     hit_explore = hit & ~hit_repeat
+    truth_user = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(holdout.offsets))
 
     n_truth = np.diff(holdout.offsets).astype(np.float64)
     n_rep = np.bincount(truth_user, weights=holdout.repeat.astype(np.float64), minlength=n_users)
