@@ -313,3 +313,28 @@ async def test_customer_feed_pages_with_a_cursor(client: httpx.AsyncClient) -> N
     assert len(seen) == 5 and seen == sorted(seen)
     again = (await client.get("/v1/feeds/customers", params={"after": cursor})).json()
     assert again["items"] == [] and again["next_cursor"] == cursor and len(created) == 5
+
+
+async def test_patch_with_null_clears_or_is_refused_and_the_profile_stays_readable(client: httpx.AsyncClient) -> None:
+    created = await create_customer(client)
+    url = f"/v1/customers/{created['id']}"
+    filled = await client.patch(url, json={"tags": ["VIP"], "attributes": {"store": "南京西路"}, "email": "a@b.cn"})
+    assert filled.status_code == 200
+    # null clears what a profile may lack
+    nullable = ("phone", "email", "gender", "birthday", "address", "card_number", "owner_id", "credit_rating")
+    cleared = await client.patch(url, json=dict.fromkeys(nullable))
+    assert cleared.status_code == 200, cleared.text
+    body = cleared.json()
+    assert all(body[field] is None for field in nullable)
+    assert body["tags"] == ["VIP"] and body["attributes"] == {"store": "南京西路"}
+    # what a profile always has refuses null (a list or a map is cleared with [] or {}): 422, nothing changes
+    for field in ("type", "name", "tags", "attributes", "tier", "tier_locked", "restricted", "consents"):
+        refused = await client.patch(url, json={field: None, "owner_id": "staff-77"})
+        assert refused.status_code == 422, (field, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert field in refused.text
+    emptied = await client.patch(url, json={"tags": [], "attributes": {}})
+    assert emptied.status_code == 200 and emptied.json()["tags"] == [] and emptied.json()["attributes"] == {}
+    after = await client.get(url)
+    assert after.status_code == 200 and after.json()["owner_id"] is None
+    assert after.json()["version"] == body["version"] + 1

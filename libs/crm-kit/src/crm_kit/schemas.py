@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict
 
@@ -10,6 +12,14 @@ class RequestModel(BaseModel):
     """A request body: unknown fields are an error, not silently dropped; strings are trimmed."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def refuse_null(value: Any) -> Any:
+    """A ``mode="before"`` field validator for partial updates: null is a 422 for a field that cannot be empty
+    (leaving the field out keeps its value), rather than a 500 at the database or in the response."""
+    if value is None:
+        raise ValueError("may not be null; leave the field out to keep its value")
+    return value
 
 
 class ResponseModel(BaseModel):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from crm_kit.schemas import RequestModel, ResponseModel
+from crm_kit.schemas import RequestModel, ResponseModel, refuse_null
 
 Language = Literal["zh", "en"]
 ArticleStatus = Literal["draft", "published"]
@@ -56,13 +56,7 @@ class ArticleUpdate(RequestModel):
     language: Language | None = None
     status: ArticleStatus | None = None
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        # Every column is required: null would be a 500 at the database instead of a clear 422 here.
-        if value is None:
-            raise ValueError("may not be null; leave the field out to keep its value")
-        return value
+    _not_null = field_validator("*", mode="before")(refuse_null)  # every column is required
 
     model_config = {"json_schema_extra": {"examples": [{"title": "7天无理由退货规则（2026年修订）"}]}}
 

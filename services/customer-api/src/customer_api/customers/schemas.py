@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from crm_kit.schemas import RequestModel, ResponseModel
+from crm_kit.schemas import RequestModel, ResponseModel, refuse_null
 
 CustomerType = Literal["individual", "group", "supplier"]
 Gender = Literal["female", "male", "other", "unknown"]
@@ -103,6 +103,9 @@ class CustomerCreate(RequestModel):
 
 
 class CustomerUpdate(RequestModel):
+    """Only the fields sent change. null clears a field a profile may lack (those that read as null); the others
+    refuse it (422), and a list or map is cleared with [] or {}."""
+
     type: CustomerType | None = None
     name: Name | None = None
     phone: Annotated[str, StringConstraints(max_length=32)] | None = None
@@ -121,6 +124,9 @@ class CustomerUpdate(RequestModel):
     tier_locked: bool | None = Field(None, description="false hands the tier back to the value refresh")
 
     _attributes = field_validator("attributes")(_check_attributes)
+    _not_null = field_validator(
+        "type", "name", "tags", "attributes", "tier", "tier_locked", "restricted", "consents", mode="before"
+    )(refuse_null)
     _birthday = field_validator("birthday")(CustomerCreate._birthday_in_past.__func__)  # type: ignore[attr-defined]
 
     model_config = {
