@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any
 
 from fastapi import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+
+#: The times a request may carry, in UTC: wide enough for any business record, narrow enough that converting
+#: to UTC and adding or subtracting a period (a 30-day default window, a 90-day follow-up) cannot overflow.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
+
+def _in_range(value: dt.datetime) -> dt.datetime:
+    try:
+        inside = EARLIEST <= value.astimezone(dt.UTC) < LATEST
+    except OverflowError:  # 0001-01-01T00:00+00:01 has no UTC time
+        inside = False
+    if not inside:
+        raise ValueError(f"must be from {EARLIEST.year} up to {LATEST.year} (UTC)")
+    return value
+
+
+#: A timezone-aware time within [EARLIEST, LATEST), kept in the offset it was sent with; otherwise a 422.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
 
 class RequestModel(BaseModel):

@@ -6,9 +6,9 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from crm_kit.schemas import RequestModel, ResponseModel
+from crm_kit.schemas import RequestModel, ResponseModel, Timestamp
 
 
 class CallbackCreate(RequestModel):
@@ -19,7 +19,7 @@ class CallbackCreate(RequestModel):
     )
     topic: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     channel: Literal["web", "app", "wechat", "phone", "store"] = "web"
-    preferred_at: AwareDatetime | None = Field(None, description="Call no earlier than this")
+    preferred_at: Timestamp | None = Field(None, description="Call no earlier than this")
     complaint_id: uuid.UUID | None = None
 
     @model_validator(mode="after")

@@ -7,9 +7,9 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, PlainSerializer, StringConstraints
+from pydantic import Field, PlainSerializer, StringConstraints
 
-from crm_kit.schemas import RequestModel, ResponseModel
+from crm_kit.schemas import RequestModel, ResponseModel, Timestamp
 
 ActionType = Literal[
     "apology", "explanation", "callback", "visit", "refund", "coupon", "gift", "points", "tailored_offer"
@@ -24,10 +24,10 @@ class ActionCreate(RequestModel):
     value: Decimal | None = Field(None, ge=0, le=Decimal("10000000"), decimal_places=2, description="Money (points)")
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
     owner_id: Staff | None = None
-    due_at: AwareDatetime | None = None
+    due_at: Timestamp | None = None
     note: Text | None = None
     coupon_code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    coupon_expires_at: AwareDatetime | None = None
+    coupon_expires_at: Timestamp | None = None
 
 
 class PlanCreate(RequestModel):
@@ -63,8 +63,8 @@ class ActionComplete(RequestModel):
     note: Text | None = None
     value: Decimal | None = Field(None, ge=0, le=Decimal("10000000"), decimal_places=2)
     coupon_code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    coupon_expires_at: AwareDatetime | None = None
-    redeemed_at: AwareDatetime | None = Field(None, description="A coupon's redemption (may come after it is done)")
+    coupon_expires_at: Timestamp | None = None
+    redeemed_at: Timestamp | None = Field(None, description="A coupon's redemption (may come after it is done)")
 
     model_config = {
         "json_schema_extra": {

@@ -7,13 +7,14 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, Field, PlainSerializer
 
 from complaint_api.complaints.dependencies import ComplaintsReader
 from complaint_api.stats.recovery import recovery_stats
 from complaint_api.stats.service import complaint_stats
 from crm_kit.db import SessionDep, utcnow
 from crm_kit.errors import Unprocessable, problem_responses
+from crm_kit.schemas import Timestamp
 
 router = APIRouter(prefix="/v1/stats", tags=["statistics"])
 
@@ -78,8 +79,8 @@ COMPLAINT_STATS_EXAMPLE = {
 async def stats(
     session: SessionDep,
     _: ComplaintsReader,
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    start: Annotated[Timestamp | None, Query(alias="from")] = None,
+    end: Annotated[Timestamp | None, Query(alias="to")] = None,
     group_by: Literal["category", "channel", "department", "assignee", "root_cause", "priority"] | None = None,
 ) -> ComplaintStats:
     end = end or utcnow()
@@ -181,8 +182,8 @@ async def recovery(
     request: Request,
     session: SessionDep,
     _: ComplaintsReader,
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    start: Annotated[Timestamp | None, Query(alias="from")] = None,
+    end: Annotated[Timestamp | None, Query(alias="to")] = None,
     group_by: Literal["category", "action_type", "tier", "owner"] | None = None,
 ) -> RecoveryStats:
     end = end or utcnow()

@@ -6,9 +6,9 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from crm_kit.schemas import RequestModel, ResponseModel
+from crm_kit.schemas import RequestModel, ResponseModel, Timestamp
 from customer_api.customers.schemas import Tier
 from customer_api.purchases.schemas import Money
 
@@ -16,7 +16,7 @@ MAX_EXCLUDED_CUSTOMERS = 10_000
 
 
 class RefreshRequest(RequestModel):
-    as_of: AwareDatetime | None = Field(
+    as_of: Timestamp | None = Field(
         None, description="End of the observation period (purchases before it count); default now"
     )
 
@@ -255,8 +255,8 @@ class ClvModelRead(ResponseModel):
 
 
 class RepurchaseRequest(RequestModel):
-    start: AwareDatetime = Field(alias="from", description="Start of the period whose buyers are followed")
-    end: AwareDatetime = Field(alias="to", description="End of the period (exclusive)")
+    start: Timestamp = Field(alias="from", description="Start of the period whose buyers are followed")
+    end: Timestamp = Field(alias="to", description="End of the period (exclusive)")
     tier: Tier | None = Field(None, description="Only customers of this tier; default every tier")
     exclude_customer_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=MAX_EXCLUDED_CUSTOMERS, description="Customers left out, e.g. complainants"

@@ -6,16 +6,16 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from crm_kit.schemas import RequestModel, ResponseModel
+from crm_kit.schemas import RequestModel, ResponseModel, Timestamp
 
 Kind = Literal["visit", "call", "email", "complaint", "survey", "note", "callback"]
 
 
 class InteractionCreate(RequestModel):
     kind: Kind
-    occurred_at: AwareDatetime | None = Field(None, description="Defaults to now")
+    occurred_at: Timestamp | None = Field(None, description="Defaults to now")
     channel: Literal["store", "phone", "web", "app", "wechat", "email", "sms", "other"] | None = None
     direction: Literal["inbound", "outbound"] | None = None
     subject: Annotated[str, StringConstraints(max_length=200)] | None = None

@@ -7,13 +7,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import AwareDatetime
 
 from crm_kit.auth import Principal, require
 from crm_kit.db import SessionDep
 from crm_kit.errors import Unprocessable, problem_responses
 from crm_kit.pagination import FeedPage, FeedParams, Page, PageParams
-from crm_kit.schemas import model_response
+from crm_kit.schemas import Timestamp, model_response
 from customer_api.customers.service import get_customer
 from customer_api.purchases import service
 from customer_api.purchases.schemas import BulkPurchases, BulkResult, PurchaseCreate, PurchaseFeedItem, PurchaseRead
@@ -88,8 +87,8 @@ async def customer_purchases(
     session: SessionDep,
     _: PurchasesReader,
     page: Annotated[PageParams, Depends()],
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[Timestamp | None, Query()] = None,
+    until: Annotated[Timestamp | None, Query()] = None,
 ) -> Response:
     customer = await get_customer(session, customer_id)
     rows = await service.customer_purchases(

@@ -8,9 +8,9 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, StringConstraints, field_validator
+from pydantic import BaseModel, Field, PlainSerializer, StringConstraints, field_validator
 
-from crm_kit.schemas import RequestModel, ResponseModel
+from crm_kit.schemas import RequestModel, ResponseModel, Timestamp
 
 Channel = Literal["store", "online", "app", "wechat", "phone", "other"]
 Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
@@ -77,7 +77,7 @@ class PurchaseCreate(RequestModel):
         description="The order system's id: the natural idempotency key"
     )
     customer_id: uuid.UUID
-    purchased_at: AwareDatetime
+    purchased_at: Timestamp
     channel: Channel = "store"
     store_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
