@@ -1,4 +1,4 @@
-"""Base classes for request and response bodies."""
+"""Base classes for request and response bodies, and the types and validators their fields share."""
 
 from __future__ import annotations
 
