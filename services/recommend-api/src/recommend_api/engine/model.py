@@ -509,11 +509,11 @@ class Model:
     def complete_basket(self, skus: Sequence[str], k: int, *, customer_id: str | None = None) -> list[Suggestion]:
         """Items bought with the cart's items (summed confidence × lift, boosted by the customer's own candidate
         score when known), never an item of the cart; topped up with personal then popular items."""
+        if k <= 0:
+            return []
         a = self._a
         cart = self._item_ids(skus)
         customer = self._customer(customer_id)
-        if k <= 0:
-            return []
         out: list[Suggestion] = []
         if len(cart):
             spans = [(int(a["rel_offsets"][j]), int(a["rel_offsets"][j + 1])) for j in cart.tolist()]
