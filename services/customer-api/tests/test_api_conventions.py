@@ -76,7 +76,13 @@ async def test_bad_query_and_path_parameters(client: httpx.AsyncClient) -> None:
     missing = assert_problem(await client.get("/v1/customers/01234567-89ab-7def-8123-456789abcdef"), 404)
     assert missing["instance"] == "/v1/customers/01234567-89ab-7def-8123-456789abcdef"
     assert_problem(await client.get("/v1/nothing-here"), 404)
-    assert_problem(await client.put("/v1/customers"), 405)
+    # 405 names every method served at the path, not only those of the first route that matched it.
+    not_allowed = await client.put("/v1/customers")
+    assert_problem(not_allowed, 405)
+    assert not_allowed.headers["allow"] == "GET, HEAD, POST"
+    profile = await client.request("OPTIONS", "/v1/customers/01234567-89ab-7def-8123-456789abcdef")
+    assert_problem(profile, 405)
+    assert profile.headers["allow"] == "DELETE, GET, HEAD, PATCH"
 
 
 async def test_bad_cursors_are_400_not_a_restart(client: httpx.AsyncClient) -> None:

@@ -7,6 +7,7 @@ never leave the process; unexpected failures are logged with the request id and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -25,6 +26,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://errors.retail-crm.dev/"
 
 log = structlog.get_logger(__name__)
+
+_PARAMETER = re.compile(r"(\{[^}]*\})")  # a path template's {name}, kept by split
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 
 class FieldError(BaseModel):
@@ -173,7 +177,23 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         title = "HTTP error"
     slug = title.lower().replace(" ", "-")
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(request, status=exc.status_code, title=title, slug=slug, detail=detail, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405 and (allow := _allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": allow}
+    return problem_response(request, status=exc.status_code, title=title, slug=slug, detail=detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the API documents at the request's path, and HEAD with GET (RFC 9110 §15.5.6). Starlette's
+    own 405 names only the first route whose path matched: `PUT /v1/customers` said `Allow: POST`, not GET."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = "".join("[^/]+" if part[:1] == "{" else re.escape(part) for part in _PARAMETER.split(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {name.upper() for name in operations} & _METHODS
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) or None
 
 
 async def _on_stale(request: Request, exc: Exception) -> JSONResponse:
