@@ -7,9 +7,11 @@ import datetime as dt
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from crm_kit.schemas import Timestamp
+from crm_kit.schemas import Day, Flag, Timestamp
 
 ADAPTER: TypeAdapter[dt.datetime] = TypeAdapter(Timestamp)
+DAY: TypeAdapter[dt.date] = TypeAdapter(Day)
+FLAG: TypeAdapter[bool] = TypeAdapter(Flag)
 
 
 def test_a_timestamp_keeps_the_offset_it_was_sent_with() -> None:
@@ -32,3 +34,25 @@ def test_a_timestamp_keeps_the_offset_it_was_sent_with() -> None:
 def test_a_timestamp_out_of_range_or_naive_is_refused(value: str) -> None:
     with pytest.raises(ValidationError):
         ADAPTER.validate_python(value)
+
+
+@pytest.mark.parametrize("value", [0, 1700000000, 0.5, "0.5", "1700000000", "-1", True, "nan"])
+def test_a_timestamp_or_day_sent_as_a_number_is_refused(value: object) -> None:
+    """pydantic alone reads these as seconds since 1970: `?to=0.5` was a window ending in 1970."""
+    with pytest.raises(ValidationError, match="ISO 8601"):
+        ADAPTER.validate_python(value)
+    with pytest.raises(ValidationError, match="ISO 8601"):
+        DAY.validate_python(value)
+
+
+def test_a_day_is_written_out() -> None:
+    assert DAY.validate_python("1988-05-20") == dt.date(1988, 5, 20)
+    with pytest.raises(ValidationError):
+        DAY.validate_python(432000000)  # 1983-09-10 to pydantic alone
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", "yes", "off", None])
+def test_a_flag_is_true_or_false_only(value: object) -> None:
+    with pytest.raises(ValidationError):
+        FLAG.validate_python(value)
+    assert FLAG.validate_python(True) is True and FLAG.validate_python(False) is False

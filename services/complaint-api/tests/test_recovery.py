@@ -131,6 +131,8 @@ async def test_listing_filters_and_bad_input(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/v1/recovery-plans/{uuid.uuid4()}")).status_code == 404
     bad = await client.post(f"/v1/complaints/{complaint['id']}/recovery", json={"actions": [{"type": "hug"}]})
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    flagged = await client.post(f"/v1/complaints/{complaint['id']}/recovery", json={"controllable": 1})
+    assert flagged.status_code == 422 and "controllable" in flagged.text  # true or false, not 1
     assert (await client.post(f"/v1/complaints/{uuid.uuid4()}/recovery", json={})).status_code == 404
     assert (await client.get("/v1/recovery-plans", headers=auth("kb-editor"))).status_code == 403
     unknown_action = f"/v1/recovery-plans/{plan['id']}/actions/{uuid.uuid4()}/complete"

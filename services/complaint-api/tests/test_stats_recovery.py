@@ -227,7 +227,8 @@ async def test_recovery_statistics_input_checks(client: httpx.AsyncClient) -> No
                    {"group_by": "assignee"}, {"from": "yesterday"}, {"from": "2026-10-01T00:00:00"},
                    # no UTC time (it would overflow), or out of the range a request may carry
                    {"from": "0001-01-01T00:00:00+00:01"}, {"to": "0001-01-02T00:00:00Z"},
-                   {"from": "9999-12-31T00:00:00Z", "to": "9999-12-31T23:59:59-23:59"}):  # fmt: skip
+                   {"from": "9999-12-31T00:00:00Z", "to": "9999-12-31T23:59:59-23:59"},
+                   {"to": "0.5"}, {"from": "1700000000"}):  # numbers are not seconds since 1970  # fmt: skip
         response = await client.get(URL, params=params)
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")

@@ -230,6 +230,7 @@ async def test_analytics_scopes_and_empty_state(client: httpx.AsyncClient) -> No
     reader = {"Authorization": "Bearer reader-key-0001"}
     assert (await client.post("/v1/analytics/refresh", json={}, headers=reader)).status_code == 403
     assert (await client.post("/v1/analytics/refresh", json={"as_of": "2026-07-01"})).status_code == 422
+    assert (await client.post("/v1/analytics/refresh", json={"as_of": 0})).status_code == 422  # not 1970
 
 
 async def test_a_larger_base_gets_predicted_value_and_a_holdout_check(client: httpx.AsyncClient) -> None:

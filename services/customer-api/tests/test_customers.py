@@ -333,6 +333,10 @@ async def test_patch_with_null_clears_or_is_refused_and_the_profile_stays_readab
         assert refused.status_code == 422, (field, refused.text)
         assert refused.headers["content-type"] == "application/problem+json"
         assert field in refused.text
+    # true or false is a flag, a day is written out: pydantic alone takes 1 for true and 0 for 1970-01-01
+    for field, value in (("restricted", 1), ("tier_locked", "yes"), ("birthday", 0)):
+        refused = await client.patch(url, json={field: value, "owner_id": "staff-77"})
+        assert refused.status_code == 422 and field in refused.text, (field, refused.text)
     emptied = await client.patch(url, json={"tags": [], "attributes": {}})
     assert emptied.status_code == 200 and emptied.json()["tags"] == [] and emptied.json()["attributes"] == {}
     after = await client.get(url)

@@ -244,6 +244,7 @@ async def test_a_restarted_replica_serves_the_stored_version(
         ("post", "/v1/baskets/complete", {"json": {"items": ["A"], "coupon": "x"}}),
         ("post", "/v1/baskets/complete", {"json": {"items": ["A"], "customer_id": "nobody"}}),
         ("post", "/v1/models", {"json": {"evaluate": "often"}}),
+        ("post", "/v1/models", {"json": {"evaluate": 0}}),  # true or false, not a number
         ("get", "/v1/models/0", {}),
         ("get", "/v1/items/UNKNOWN/related", {}),
     ],

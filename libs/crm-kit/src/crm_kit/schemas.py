@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import Response
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Strict
 
 #: The times a request may carry, in UTC: wide enough for any business record, narrow enough that converting
 #: to UTC and adding or subtracting a period (a 30-day default window, a 90-day follow-up) cannot overflow.
@@ -24,8 +24,30 @@ def _in_range(value: dt.datetime) -> dt.datetime:
     return value
 
 
-#: A timezone-aware time within [EARLIEST, LATEST), kept in the offset it was sent with; otherwise a 422.
-Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
+def _written_out(value: Any) -> Any:
+    """Times and dates come as ISO 8601 text. pydantic also reads a number, or text that is one (as every query
+    parameter is), as seconds since 1970, so `"as_of": 0`, `?to=0.5` or `"birthday": 0` would pass for a day
+    in 1970."""
+    if isinstance(value, dt.date) or (isinstance(value, str) and not _is_number(value)):
+        return value
+    raise ValueError("must be ISO 8601 text, e.g. 2026-11-24T09:00:00+08:00 or 2026-11-24, not a number")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+#: A timezone-aware time within [EARLIEST, LATEST), written out and kept in the offset it was sent with;
+#: otherwise a 422.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_written_out), AfterValidator(_in_range)]
+#: A calendar day written out (2026-11-24); a number is a 422.
+Day = Annotated[dt.date, BeforeValidator(_written_out)]
+#: A body's true or false; pydantic would also take 0, 1, "yes" or "off".
+Flag = Annotated[bool, Strict()]
 
 
 class RequestModel(BaseModel):

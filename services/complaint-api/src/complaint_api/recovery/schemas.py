@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainSerializer, StringConstraints
 
-from crm_kit.schemas import RequestModel, ResponseModel, Timestamp
+from crm_kit.schemas import Flag, RequestModel, ResponseModel, Timestamp
 
 ActionType = Literal[
     "apology", "explanation", "callback", "visit", "refund", "coupon", "gift", "points", "tailored_offer"
@@ -35,7 +35,7 @@ class PlanCreate(RequestModel):
     actions: list[ActionCreate] | None = Field(
         None, max_length=20, description="Default: an apology, a callback for valued customers, a tailored offer"
     )
-    controllable: bool | None = Field(None, description="Could the company have prevented the failure?")
+    controllable: Flag | None = Field(None, description="Could the company have prevented the failure?")
     avoid_categories: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=20, description="Product categories offers must avoid (the SKU always is)"
     )

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from crm_kit.schemas import RequestModel, ResponseModel, refuse_null
+from crm_kit.schemas import Day, Flag, RequestModel, ResponseModel, refuse_null
 
 CustomerType = Literal["individual", "group", "supplier"]
 Gender = Literal["female", "male", "other", "unknown"]
@@ -58,7 +58,7 @@ class CustomerCreate(RequestModel):
     )
     email: Annotated[str, StringConstraints(max_length=254)] | None = None
     gender: Gender | None = None
-    birthday: dt.date | None = None
+    birthday: Day | None = None
     address: Address | None = None
     card_number: CardNumber | None = Field(None, description="Membership card number (会员卡号), unique")
     tags: list[Tag] = Field(default_factory=list, max_length=50)
@@ -111,7 +111,7 @@ class CustomerUpdate(RequestModel):
     phone: Annotated[str, StringConstraints(max_length=32)] | None = None
     email: Annotated[str, StringConstraints(max_length=254)] | None = None
     gender: Gender | None = None
-    birthday: dt.date | None = None
+    birthday: Day | None = None
     address: Address | None = None
     card_number: CardNumber | None = None
     tags: list[Tag] | None = Field(None, max_length=50)
@@ -119,9 +119,9 @@ class CustomerUpdate(RequestModel):
     owner_id: OwnerId | None = None
     credit_rating: CreditRating | None = None
     consents: dict[Purpose, ConsentChange] | None = None
-    restricted: bool | None = Field(None, description="PIPL processing restriction: no profiling, no marketing")
+    restricted: Flag | None = Field(None, description="PIPL processing restriction: no profiling, no marketing")
     tier: Tier | None = Field(None, description="Set a tier by hand; it is locked against the value refresh")
-    tier_locked: bool | None = Field(None, description="false hands the tier back to the value refresh")
+    tier_locked: Flag | None = Field(None, description="false hands the tier back to the value refresh")
 
     _attributes = field_validator("attributes")(_check_attributes)
     _not_null = field_validator(

@@ -12,7 +12,7 @@ from crm_kit.auth import Principal, require
 from crm_kit.db import SessionDep
 from crm_kit.errors import NotFound, ServiceUnavailable, problem_responses
 from crm_kit.idempotency import IdempotencyDep
-from crm_kit.schemas import RequestModel, ResponseModel, model_response
+from crm_kit.schemas import Flag, RequestModel, ResponseModel, model_response
 from recommend_api.builds.current import CurrentModel
 from recommend_api.builds.models import ModelVersion
 from recommend_api.builds.service import request_build
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 class BuildRequest(RequestModel):
-    evaluate: bool = Field(True, description="Also hold out each customer's last basket and store the evaluation")
+    evaluate: Flag = Field(True, description="Also hold out each customer's last basket and store the evaluation")
 
 
 class ModelVersionRead(ResponseModel):
