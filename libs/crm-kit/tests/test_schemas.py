@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+from typing import Annotated
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from crm_kit.schemas import Day, Flag, Timestamp
+from crm_kit.schemas import DECIMAL_TEXT, Day, DecimalText, Flag, Timestamp
 
 ADAPTER: TypeAdapter[dt.datetime] = TypeAdapter(Timestamp)
 DAY: TypeAdapter[dt.date] = TypeAdapter(Day)
@@ -56,3 +58,23 @@ def test_a_flag_is_true_or_false_only(value: object) -> None:
     with pytest.raises(ValidationError):
         FLAG.validate_python(value)
     assert FLAG.validate_python(True) is True and FLAG.validate_python(False) is False
+
+
+class _Line(BaseModel):
+    quantity: Annotated[Decimal, Field(gt=0, decimal_places=3), DecimalText()]
+    refund: Annotated[Decimal, Field(ge=0), DecimalText()] | None = None
+
+
+def test_decimal_text_is_plain_digits_as_documented() -> None:
+    assert _Line(quantity="2.500").quantity == Decimal("2.5") and _Line(quantity=2).quantity == 2
+    for written in ("1e3", "1_000", " 2 ", "", "NaN", "二"):
+        with pytest.raises(ValidationError, match="written out"):
+            _Line(quantity=written)
+    with pytest.raises(ValidationError, match="greater than 0"):  # the field's own limits still hold
+        _Line(quantity="0")
+    properties = _Line.model_json_schema()["properties"]
+    quantity = properties["quantity"]["anyOf"]
+    assert {"type": "number", "exclusiveMinimum": 0.0} in quantity
+    assert {"type": "string", "pattern": DECIMAL_TEXT} in quantity
+    assert {"type": "string", "pattern": DECIMAL_TEXT} in properties["refund"]["anyOf"]
+    assert all(key in ("anyOf", "default", "title") for key in properties["refund"])

@@ -62,6 +62,8 @@ async def test_order_validation(client: httpx.AsyncClient) -> None:
         "negative price": {"items": [{"sku": "x", "quantity": "1", "unit_price": "-1"}]},
         "zero quantity": {"items": [{"sku": "x", "quantity": "0", "unit_price": "1"}]},
         "too many decimals": {"items": [{"sku": "x", "quantity": "1", "unit_price": "1.001"}]},
+        "exponent": {"items": [{"sku": "x", "quantity": "1e3", "unit_price": "1"}]},  # the documented pattern
+        "digit separator": {"items": [{"sku": "x", "quantity": "1", "unit_price": "1_000"}]},
         "no items": {"items": []},
         "naive time": {"purchased_at": "2026-10-01T10:00:00"},
         "future": {"purchased_at": "2099-01-01T00:00:00Z"},

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Response
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Strict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    Strict,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 #: The times a request may carry, in UTC: wide enough for any business record, narrow enough that converting
 #: to UTC and adding or subtracting a period (a 30-day default window, a 90-day follow-up) cannot overflow.
@@ -48,6 +62,37 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_written_out), AfterValidat
 Day = Annotated[dt.date, BeforeValidator(_written_out)]
 #: A body's true or false; pydantic would also take 0, 1, "yes" or "off".
 Flag = Annotated[bool, Strict()]
+
+#: A decimal sent as text: an optional sign, digits and an optional fraction.
+DECIMAL_TEXT = r"^[+-]?\d+(\.\d+)?$"
+
+
+class DecimalText:
+    """Annotated metadata of a request decimal, after its ``Field`` constraints: text must match DECIMAL_TEXT
+    ("12.50"), which the OpenAPI schema now states. pydantic alone documents any string, refuses "" and takes
+    "1e3", "1_000" or " 2 ". A JSON number is still taken."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(_plain_decimal, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        for branch in json_schema.get("anyOf", []):
+            if branch.get("type") == "string":
+                branch["pattern"] = DECIMAL_TEXT
+        return json_schema
+
+
+def _plain_decimal(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(DECIMAL_TEXT, value):
+        raise ValueError("must be a decimal number written out, such as 12.50")
+    return value
+
+
+#: An amount of money in a response: a decimal string with two places ("12.30").
+Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
 
 
 class RequestModel(BaseModel):

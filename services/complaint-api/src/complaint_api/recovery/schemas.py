@@ -7,21 +7,21 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainSerializer, StringConstraints
+from pydantic import Field, StringConstraints
 
-from crm_kit.schemas import Flag, RequestModel, ResponseModel, Timestamp
+from crm_kit.schemas import DecimalText, Flag, Money, RequestModel, ResponseModel, Timestamp
 
 ActionType = Literal[
     "apology", "explanation", "callback", "visit", "refund", "coupon", "gift", "points", "tailored_offer"
 ]  # fmt: skip
-Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
+Amount = Annotated[Decimal, Field(ge=0, le=Decimal("10000000"), decimal_places=2), DecimalText()]
 Staff = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Text = Annotated[str, StringConstraints(max_length=2000)]
 
 
 class ActionCreate(RequestModel):
     type: ActionType
-    value: Decimal | None = Field(None, ge=0, le=Decimal("10000000"), decimal_places=2, description="Money (points)")
+    value: Amount | None = Field(None, description="Money (points)")
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
     owner_id: Staff | None = None
     due_at: Timestamp | None = None
@@ -61,7 +61,7 @@ class PlanCreate(RequestModel):
 
 class ActionComplete(RequestModel):
     note: Text | None = None
-    value: Decimal | None = Field(None, ge=0, le=Decimal("10000000"), decimal_places=2)
+    value: Amount | None = None
     coupon_code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     coupon_expires_at: Timestamp | None = None
     redeemed_at: Timestamp | None = Field(None, description="A coupon's redemption (may come after it is done)")

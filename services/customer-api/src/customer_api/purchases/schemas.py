@@ -10,10 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer, StringConstraints, field_validator
 
-from crm_kit.schemas import RequestModel, ResponseModel, Timestamp
+from crm_kit.schemas import DecimalText, Money, RequestModel, ResponseModel, Timestamp
 
 Channel = Literal["store", "online", "app", "wechat", "phone", "other"]
-Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
 Quantity = Annotated[Decimal, PlainSerializer(lambda v: format(v.normalize(), "f"), return_type=str)]
 
 EXAMPLE_ORDER = {
@@ -68,8 +67,8 @@ class LineItem(RequestModel):
     sku: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     name: Annotated[str, StringConstraints(max_length=200)] | None = None
     category: Annotated[str, StringConstraints(max_length=100)] | None = None
-    quantity: Decimal = Field(gt=0, le=Decimal("1000000"), max_digits=12, decimal_places=3)
-    unit_price: Decimal = Field(ge=0, le=Decimal("100000000"), max_digits=14, decimal_places=2)
+    quantity: Annotated[Decimal, Field(gt=0, le=Decimal("1000000"), max_digits=12, decimal_places=3), DecimalText()]
+    unit_price: Annotated[Decimal, Field(ge=0, le=Decimal("100000000"), max_digits=14, decimal_places=2), DecimalText()]
 
 
 class PurchaseCreate(RequestModel):
