@@ -1,9 +1,10 @@
 """API fuzzing with schemathesis against each service's live OpenAPI schema, every operation, with a valid
-key: no 5xx, every status code documented, every response matching its documented schema and media type
-(so bad input is always the documented problem+json). Each service runs as its own process on a throw-away
-SQLite database, so the generated calls (erasures, merges, webhooks …) touch nothing other tests use. The
-examples per operation are bounded (`CRM_FUZZ_EXAMPLES`, default 30) and seeded, so CI stays quick and a
-failure can be replayed."""
+key: its examples, boundary and type-mismatch cases (the coverage phase) and generated ones. No 5xx, every
+status code documented, every response matching its documented schema and media type (so bad input is always
+the documented problem+json), and no request that breaks the schema accepted (schemathesis.toml). Each
+service runs as its own process on a throw-away SQLite database, so the generated calls (erasures, merges,
+webhooks …) touch nothing other tests use. The examples per operation are bounded (`CRM_FUZZ_EXAMPLES`,
+default 30) and seeded, so CI stays quick and a failure can be replayed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ from conftest import DEV_KEY, RunningService, client_for, free_port, start_servi
 
 SERVICES = ("customer-api", "complaint-api", "recommend-api")
 EXAMPLES = os.environ.get("CRM_FUZZ_EXAMPLES", "30")
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
+    "negative_data_rejection"
+)
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +72,10 @@ def test_every_operation_holds_up_under_generated_input(
 ) -> None:
     service = services[name]
     command = [
-        str(Path(sys.executable).parent / "schemathesis"), "run", f"{service.base_url}/openapi.json",
+        str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG), "run",
+        f"{service.base_url}/openapi.json",
         "--header", f"Authorization: Bearer {DEV_KEY}", "--max-examples", EXAMPLES, "--seed", "20261123",
-        "--phases", "examples,fuzzing", "--checks", CHECKS, "--exclude-path", "/metrics",
+        "--phases", "examples,coverage,fuzzing", "--checks", CHECKS, "--exclude-path", "/metrics",
         "--request-timeout", "30", "--no-color",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=900, check=False)

@@ -128,6 +128,8 @@ async def test_listing_filters_and_bad_input(client: httpx.AsyncClient) -> None:
     none_due = (await client.get("/v1/recovery-plans", params={"due_before": "2000-01-01T00:00:00Z"})).json()
     assert none_due["items"] == []
     assert (await client.get("/v1/recovery-plans", params={"status": "lost"})).status_code == 422
+    for due_before in ("0.5", "2026-01-01T00:00:00", "0001-01-01T00:00:00+00:01"):  # a number, naive, no UTC time
+        assert (await client.get("/v1/recovery-plans", params={"due_before": due_before})).status_code == 422
     assert (await client.get(f"/v1/recovery-plans/{uuid.uuid4()}")).status_code == 404
     bad = await client.post(f"/v1/complaints/{complaint['id']}/recovery", json={"actions": [{"type": "hug"}]})
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")

@@ -20,7 +20,7 @@ from crm_kit.errors import Conflict, ServiceUnavailable, problem_responses
 from crm_kit.http import PeerUnavailable
 from crm_kit.idempotency import IdempotencyDep
 from crm_kit.pagination import Page, PageParams
-from crm_kit.schemas import model_response
+from crm_kit.schemas import Timestamp, model_response
 
 router = APIRouter(tags=["recovery"])
 
@@ -82,7 +82,7 @@ async def list_plans(
     outcome: Literal["pending", "recovered", "at_risk", "lost"] | None = None,
     owner_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     customer_id: uuid.UUID | None = None,
-    due_before: dt.datetime | None = None,
+    due_before: Timestamp | None = None,
 ) -> Response:
     rows = await service.list_plans(
         session, status=status, outcome=outcome, owner_id=owner_id, customer_id=customer_id, due_before=due_before,
