@@ -69,8 +69,8 @@ DECIMAL_TEXT = r"^[+-]?\d+(\.\d+)?$"
 
 class DecimalText:
     """Annotated metadata of a request decimal, after its ``Field`` constraints: text must match DECIMAL_TEXT
-    ("12.50"), which the OpenAPI schema now states. pydantic alone documents any string, refuses "" and takes
-    "1e3", "1_000" or " 2 ". A JSON number is still taken."""
+    ("12.50"), and the OpenAPI schema says so; a JSON number is taken as well. pydantic alone documents any
+    string and takes "1e3", "1_000" or " 2 "."""
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_before_validator_function(_plain_decimal, handler(source))
