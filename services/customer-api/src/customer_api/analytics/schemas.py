@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from crm_kit.schemas import RequestModel, ResponseModel, Timestamp
+from crm_kit.schemas import Money, RequestModel, ResponseModel, Timestamp
 from customer_api.customers.schemas import Tier
-from customer_api.purchases.schemas import Money
 
 MAX_EXCLUDED_CUSTOMERS = 10_000
 

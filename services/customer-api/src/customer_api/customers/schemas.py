@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
 from crm_kit.schemas import Day, Flag, RequestModel, ResponseModel, refuse_null
 
@@ -50,6 +50,15 @@ def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+def _birthday_in_past(value: dt.date) -> dt.date:
+    if not dt.date(1900, 1, 1) <= value <= dt.date.today():
+        raise ValueError("birthday must be between 1900-01-01 and today")
+    return value
+
+
+Birthday = Annotated[Day, AfterValidator(_birthday_in_past)]
+
+
 class CustomerCreate(RequestModel):
     type: CustomerType = "individual"
     name: Name
@@ -58,7 +67,7 @@ class CustomerCreate(RequestModel):
     )
     email: Annotated[str, StringConstraints(max_length=254)] | None = None
     gender: Gender | None = None
-    birthday: Day | None = None
+    birthday: Birthday | None = None
     address: Address | None = None
     card_number: CardNumber | None = Field(None, description="Membership card number (会员卡号), unique")
     tags: list[Tag] = Field(default_factory=list, max_length=50)
@@ -68,13 +77,6 @@ class CustomerCreate(RequestModel):
     consents: dict[Purpose, ConsentChange] = Field(default_factory=dict)
 
     _attributes = field_validator("attributes")(_check_attributes)
-
-    @field_validator("birthday")
-    @classmethod
-    def _birthday_in_past(cls, value: dt.date | None) -> dt.date | None:
-        if value is not None and not dt.date(1900, 1, 1) <= value <= dt.date.today():
-            raise ValueError("birthday must be between 1900-01-01 and today")
-        return value
 
     model_config = {
         "json_schema_extra": {
@@ -111,7 +113,7 @@ class CustomerUpdate(RequestModel):
     phone: Annotated[str, StringConstraints(max_length=32)] | None = None
     email: Annotated[str, StringConstraints(max_length=254)] | None = None
     gender: Gender | None = None
-    birthday: Day | None = None
+    birthday: Birthday | None = None
     address: Address | None = None
     card_number: CardNumber | None = None
     tags: list[Tag] | None = Field(None, max_length=50)
@@ -127,7 +129,6 @@ class CustomerUpdate(RequestModel):
     _not_null = field_validator(
         "type", "name", "tags", "attributes", "tier", "tier_locked", "restricted", "consents", mode="before"
     )(refuse_null)
-    _birthday = field_validator("birthday")(CustomerCreate._birthday_in_past.__func__)  # type: ignore[attr-defined]
 
     model_config = {
         "json_schema_extra": {"examples": [{"tags": ["母婴", "高频", "周末购物"], "owner_id": "staff-023"}]}
