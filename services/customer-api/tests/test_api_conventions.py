@@ -35,6 +35,8 @@ def assert_problem(response: httpx.Response, status: int) -> dict:
         ({"name": "王", "tags": "母婴"}, "body.tags"),
         ({"name": "王", "birthday": "1990-02-30"}, "body.birthday"),
         ({"name": "王", "birthday": 0}, "body.birthday"),  # not 1970-01-01
+        ({"name": "王", "birthday": "1899-12-31"}, "body.birthday"),
+        ({"name": "王", "birthday": "2999-01-01"}, "body.birthday"),
         ({"name": "王", "type": "alien"}, "body.type"),
         ({"name": "王", "favourite_colour": "red"}, "body.favourite_colour"),
         ({"name": "王" * 201}, "body.name"),
