@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Annotated
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from crm_kit.schemas import DECIMAL_TEXT, Day, DecimalText, Flag, Timestamp
+from crm_kit.schemas import Day, DecimalText, Flag, Omittable, Timestamp
 
 ADAPTER: TypeAdapter[dt.datetime] = TypeAdapter(Timestamp)
 DAY: TypeAdapter[dt.date] = TypeAdapter(Day)
@@ -61,20 +64,77 @@ def test_a_flag_is_true_or_false_only(value: object) -> None:
 
 
 class _Line(BaseModel):
-    quantity: Annotated[Decimal, Field(gt=0, decimal_places=3), DecimalText()]
-    refund: Annotated[Decimal, Field(ge=0), DecimalText()] | None = None
+    quantity: Annotated[Decimal, Field(gt=0, le=Decimal("1000000"), decimal_places=3), DecimalText()]
+    refund: Annotated[Decimal, Field(ge=0, le=Decimal("10000"), decimal_places=2), DecimalText()] | None = None
+
+
+QUANTITY = _Line.model_json_schema()["properties"]["quantity"]["anyOf"]
+QUANTITY_TEXT = next(branch["pattern"] for branch in QUANTITY if branch["type"] == "string")
 
 
 def test_decimal_text_is_plain_digits_as_documented() -> None:
     assert _Line(quantity="2.500").quantity == Decimal("2.5") and _Line(quantity=2).quantity == 2
-    for written in ("1e3", "1_000", " 2 ", "", "NaN", "二"):
+    assert _Line(quantity="0012.500").quantity == Decimal("12.5")  # the same value: pydantic counts no such zeros
+    for written in ("1e3", "1_000", " 2 ", "", "NaN", "二", ".5", "-1", "0", "0.000", "1000000.001", "1.0001"):
         with pytest.raises(ValidationError, match="written out"):
             _Line(quantity=written)
-    with pytest.raises(ValidationError, match="greater than 0"):  # the field's own limits still hold
-        _Line(quantity="0")
-    properties = _Line.model_json_schema()["properties"]
-    quantity = properties["quantity"]["anyOf"]
-    assert {"type": "number", "exclusiveMinimum": 0.0} in quantity
-    assert {"type": "string", "pattern": DECIMAL_TEXT} in quantity
-    assert {"type": "string", "pattern": DECIMAL_TEXT} in properties["refund"]["anyOf"]
-    assert all(key in ("anyOf", "default", "title") for key in properties["refund"])
+    assert {"type": "number", "exclusiveMinimum": 0.0, "maximum": 1000000.0, "multipleOf": 0.001} in QUANTITY
+    refund = _Line.model_json_schema()["properties"]["refund"]
+    assert refund["anyOf"][0]["multipleOf"] == 0.01 and {"type": "null"} in refund["anyOf"]
+    assert all(key in ("anyOf", "default", "title") for key in refund)
+
+
+@given(st.from_regex(QUANTITY_TEXT, fullmatch=True))
+def test_every_quantity_the_schema_allows_is_taken(text: str) -> None:
+    assert 0 < _Line(quantity=text).quantity <= 1000000
+
+
+def _a_plain_quantity(text: str) -> bool:
+    """The rule in words: plain digits, above 0, at most 1,000,000, and no more than 3 decimal places once
+    trailing zeros are dropped."""
+    if not re.fullmatch(r"\+?[0-9]+(\.[0-9]+)?", text):
+        return False
+    value = Decimal(text)
+    return 0 < value <= 1000000 and value == value.quantize(Decimal("0.001"))
+
+
+@given(st.text(alphabet="0123456789.+-١", max_size=12) | st.decimals(allow_nan=False, places=4).map(str))
+def test_the_pattern_and_the_model_both_follow_the_rule(text: str) -> None:
+    try:
+        _Line(quantity=text)
+        taken = True
+    except ValidationError:
+        taken = False
+    assert taken == bool(re.fullmatch(QUANTITY_TEXT, text)) == _a_plain_quantity(text)
+
+
+def test_decimal_text_needs_limits_it_can_write_as_a_pattern() -> None:
+    with pytest.raises(TypeError, match="power of ten"):
+
+        class _Unbounded(BaseModel):
+            price: Annotated[Decimal, Field(ge=0, decimal_places=2), DecimalText()]
+
+
+class _Patch(BaseModel):
+    name: Omittable[str] = None
+    tags: Omittable[list[str]] = Field(None, max_length=3)
+
+
+def test_an_omittable_field_may_be_left_out_but_not_null() -> None:
+    assert _Patch().model_fields_set == set() and _Patch(name="王芳").name == "王芳"
+    with pytest.raises(ValidationError, match="may not be null"):
+        _Patch(name=None)
+    properties = _Patch.model_json_schema()["properties"]
+    assert properties["name"]["type"] == "string" and "anyOf" not in properties["name"]
+    assert properties["tags"]["type"] == "array" and properties["tags"]["maxItems"] == 3
+
+
+def test_the_schema_gives_the_years_a_timestamp_may_carry() -> None:
+    pattern = ADAPTER.json_schema()["pattern"]
+    for taken in ("1900-01-01T00:00:00Z", "2026-11-24T09:00:00+08:00", "8999-12-31T00:00:00Z"):
+        assert re.search(pattern, taken)
+        ADAPTER.validate_python(taken)
+    for refused in ("1899-12-31T23:00:00Z", "9000-01-01T00:00:00Z", "0637-05-08T14:56:39Z"):
+        assert not re.search(pattern, refused)
+        with pytest.raises(ValidationError):
+            ADAPTER.validate_python(refused)

@@ -30,9 +30,13 @@ class CallbackCreate(RequestModel):
 
     model_config = {
         "json_schema_extra": {
+            "anyOf": [  # what _reachable checks
+                {"required": ["customer_id"], "properties": {"customer_id": {"type": "string"}}},
+                {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+            ],
             "examples": [
                 {"name": "陈先生", "phone": "13912345678", "topic": "咨询家电以旧换新补贴", "channel": "web"},
-            ]
+            ],
         }
     }
 

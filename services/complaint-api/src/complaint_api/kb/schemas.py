@@ -6,9 +6,9 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints
 
-from crm_kit.schemas import RequestModel, ResponseModel, refuse_null
+from crm_kit.schemas import Omittable, RequestModel, ResponseModel
 
 Language = Literal["zh", "en"]
 ArticleStatus = Literal["draft", "published"]
@@ -48,15 +48,13 @@ class ArticleCreate(RequestModel):
 class ArticleUpdate(RequestModel):
     """Only the fields sent change; a field cannot be cleared with null."""
 
-    slug: Slug | None = None
-    title: Title | None = None
-    body: Body | None = None
-    category: Category | None = None
-    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS)
-    language: Language | None = None
-    status: ArticleStatus | None = None
-
-    _not_null = field_validator("*", mode="before")(refuse_null)  # every column is required
+    slug: Omittable[Slug] = None
+    title: Omittable[Title] = None
+    body: Omittable[Body] = None
+    category: Omittable[Category] = None
+    tags: Omittable[list[Tag]] = Field(None, max_length=MAX_TAGS)
+    language: Omittable[Language] = None
+    status: Omittable[ArticleStatus] = None
 
     model_config = {"json_schema_extra": {"examples": [{"title": "7天无理由退货规则（2026年修订）"}]}}
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from crm_kit.schemas import RequestModel, ResponseModel
+from crm_kit.schemas import Documented, RequestModel, ResponseModel
 
 EventName = Literal[
     "complaint.created",
@@ -33,7 +33,12 @@ def _http_url(value: str) -> str:
     return value
 
 
-WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_http_url)]
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000),
+    AfterValidator(_http_url),
+    Documented(pattern="^[hH][tT][tT][pP][sS]?://."),
+]
 
 
 WEBHOOK_EXAMPLE = {

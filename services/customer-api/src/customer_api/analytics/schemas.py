@@ -261,7 +261,11 @@ class RepurchaseRequest(RequestModel):
         default_factory=list, max_length=MAX_EXCLUDED_CUSTOMERS, description="Customers left out, e.g. complainants"
     )
     windows_days: list[Annotated[int, Field(ge=1, le=365)]] = Field(
-        default_factory=lambda: [30, 90], min_length=1, max_length=4, description="Repurchase windows in days"
+        default_factory=lambda: [30, 90],
+        min_length=1,
+        max_length=4,
+        description="Repurchase windows in days, each once",
+        json_schema_extra={"uniqueItems": True},
     )
 
     model_config = {

@@ -6,9 +6,9 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from crm_kit.schemas import Day, Flag, RequestModel, ResponseModel, refuse_null
+from crm_kit.schemas import Day, Documented, Flag, Omittable, RequestModel, ResponseModel
 
 CustomerType = Literal["individual", "group", "supplier"]
 Gender = Literal["female", "male", "other", "unknown"]
@@ -21,7 +21,18 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 OwnerId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 CardNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,32}$")]
+AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 AttributeValue = str | int | float | bool | None
+
+
+def _short_values(value: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+    for key, item in value.items():
+        if isinstance(item, str) and len(item) > 1000:
+            raise ValueError(f"attribute '{key}' is longer than 1000 characters")
+    return value
+
+
+Attributes = Annotated[dict[AttributeName, AttributeValue], Field(max_length=50), AfterValidator(_short_values)]
 
 
 class Address(RequestModel):
@@ -37,26 +48,13 @@ class ConsentChange(RequestModel):
     source: Annotated[str, StringConstraints(max_length=50)] | None = None
 
 
-def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is None:
-        return value
-    if len(value) > 50:
-        raise ValueError("at most 50 attributes")
-    for key, item in value.items():
-        if not 1 <= len(key) <= 64:
-            raise ValueError("attribute names are 1 to 64 characters")
-        if isinstance(item, str) and len(item) > 1000:
-            raise ValueError(f"attribute '{key}' is longer than 1000 characters")
-    return value
-
-
 def _birthday_in_past(value: dt.date) -> dt.date:
     if not dt.date(1900, 1, 1) <= value <= dt.date.today():
         raise ValueError("birthday must be between 1900-01-01 and today")
     return value
 
 
-Birthday = Annotated[Day, AfterValidator(_birthday_in_past)]
+Birthday = Annotated[Day, AfterValidator(_birthday_in_past), Documented(pattern=r"^(19|20)[0-9]{2}-")]
 
 
 class CustomerCreate(RequestModel):
@@ -71,12 +69,10 @@ class CustomerCreate(RequestModel):
     address: Address | None = None
     card_number: CardNumber | None = Field(None, description="Membership card number (会员卡号), unique")
     tags: list[Tag] = Field(default_factory=list, max_length=50)
-    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
     owner_id: OwnerId | None = Field(None, description="Account manager (客户经理) responsible for the customer")
     credit_rating: CreditRating | None = None
     consents: dict[Purpose, ConsentChange] = Field(default_factory=dict)
-
-    _attributes = field_validator("attributes")(_check_attributes)
 
     model_config = {
         "json_schema_extra": {
@@ -108,27 +104,22 @@ class CustomerUpdate(RequestModel):
     """Only the fields sent change. null clears a field a profile may lack (those that read as null); the others
     refuse it (422), and a list or map is cleared with [] or {}."""
 
-    type: CustomerType | None = None
-    name: Name | None = None
+    type: Omittable[CustomerType] = None
+    name: Omittable[Name] = None
     phone: Annotated[str, StringConstraints(max_length=32)] | None = None
     email: Annotated[str, StringConstraints(max_length=254)] | None = None
     gender: Gender | None = None
     birthday: Birthday | None = None
     address: Address | None = None
     card_number: CardNumber | None = None
-    tags: list[Tag] | None = Field(None, max_length=50)
-    attributes: dict[str, AttributeValue] | None = None
+    tags: Omittable[list[Tag]] = Field(None, max_length=50)
+    attributes: Omittable[Attributes] = None
     owner_id: OwnerId | None = None
     credit_rating: CreditRating | None = None
-    consents: dict[Purpose, ConsentChange] | None = None
-    restricted: Flag | None = Field(None, description="PIPL processing restriction: no profiling, no marketing")
-    tier: Tier | None = Field(None, description="Set a tier by hand; it is locked against the value refresh")
-    tier_locked: Flag | None = Field(None, description="false hands the tier back to the value refresh")
-
-    _attributes = field_validator("attributes")(_check_attributes)
-    _not_null = field_validator(
-        "type", "name", "tags", "attributes", "tier", "tier_locked", "restricted", "consents", mode="before"
-    )(refuse_null)
+    consents: Omittable[dict[Purpose, ConsentChange]] = None
+    restricted: Omittable[Flag] = Field(None, description="PIPL processing restriction: no profiling, no marketing")
+    tier: Omittable[Tier] = Field(None, description="Set a tier by hand; it is locked against the value refresh")
+    tier_locked: Omittable[Flag] = Field(None, description="false hands the tier back to the value refresh")
 
     model_config = {
         "json_schema_extra": {"examples": [{"tags": ["母婴", "高频", "周末购物"], "owner_id": "staff-023"}]}

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
 from crm_kit.schemas import RequestModel, ResponseModel, Timestamp
 
 Kind = Literal["visit", "call", "email", "complaint", "survey", "note", "callback"]
+
+
+def _if_then(given: dict[str, Any], needed: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema rule: a body whose fields match ``given`` must also have the fields ``needed``."""
+    return {
+        "if": {"required": list(given), "properties": given},
+        "then": {"required": list(needed), "properties": needed},
+    }
 
 
 class InteractionCreate(RequestModel):
@@ -39,6 +47,11 @@ class InteractionCreate(RequestModel):
 
     model_config = {
         "json_schema_extra": {
+            "allOf": [  # what _consistent checks
+                _if_then({"kind": {"const": "survey"}}, {"score": {"type": "integer"}}),
+                _if_then({"source": {"type": "string"}}, {"external_id": {"type": "string"}}),
+                _if_then({"external_id": {"type": "string"}}, {"source": {"type": "string"}}),
+            ],
             "examples": [
                 {
                     "kind": "call",
@@ -49,7 +62,7 @@ class InteractionCreate(RequestModel):
                     "staff_id": "cs-008",
                 },
                 {"kind": "survey", "channel": "app", "score": 4, "subject": "购物满意度调查"},
-            ]
+            ],
         }
     }
 
@@ -71,6 +84,11 @@ class InteractionRead(ResponseModel):
 
     model_config = {
         "json_schema_extra": {
+            "allOf": [  # what _consistent checks
+                _if_then({"kind": {"const": "survey"}}, {"score": {"type": "integer"}}),
+                _if_then({"source": {"type": "string"}}, {"external_id": {"type": "string"}}),
+                _if_then({"external_id": {"type": "string"}}, {"source": {"type": "string"}}),
+            ],
             "examples": [
                 {
                     "id": "0196f3a8-1c2d-7e4f-8a90-5b6c7d8e9f01",
@@ -87,6 +105,6 @@ class InteractionRead(ResponseModel):
                     "external_id": None,
                     "created_at": "2026-11-23T06:41:12Z",
                 }
-            ]
+            ],
         }
     }

@@ -76,7 +76,9 @@ class PurchaseCreate(RequestModel):
         description="The order system's id: the natural idempotency key"
     )
     customer_id: uuid.UUID
-    purchased_at: Timestamp
+    purchased_at: Timestamp = Field(
+        description="From 1990 up to a day from now", json_schema_extra={"pattern": r"^(199[0-9]|[2-8][0-9]{3})-"}
+    )
     channel: Channel = "store"
     store_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
