@@ -1,7 +1,8 @@
 """API fuzzing with schemathesis against each service's live OpenAPI schema, every operation, with a valid
 key: its examples, boundary and type-mismatch cases (the coverage phase) and generated ones. No 5xx, every
-status code documented, every response matching its documented schema and media type (so bad input is always
-the documented problem+json), and no request that breaks the schema accepted (schemathesis.toml). Each
+status code documented, every response matching its documented schema, headers and media type (so bad input is
+always the documented problem+json), no request that breaks the schema accepted (schemathesis.toml), and no
+operation answering without a valid key or with a made-up one (ignored_auth). Each
 service runs as its own process on a throw-away SQLite database, so the generated calls (erasures, merges,
 webhooks …) touch nothing other tests use. The examples per operation are bounded (`CRM_FUZZ_EXAMPLES`,
 default 30) and seeded, so CI stays quick and a failure can be replayed."""
@@ -25,7 +26,7 @@ SERVICES = ("customer-api", "complaint-api", "recommend-api")
 EXAMPLES = os.environ.get("CRM_FUZZ_EXAMPLES", "30")
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
-    "negative_data_rejection"
+    "response_headers_conformance,negative_data_rejection,ignored_auth"
 )
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
