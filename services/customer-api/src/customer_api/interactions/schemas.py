@@ -84,11 +84,6 @@ class InteractionRead(ResponseModel):
 
     model_config = {
         "json_schema_extra": {
-            "allOf": [  # what _consistent checks
-                _if_then({"kind": {"const": "survey"}}, {"score": {"type": "integer"}}),
-                _if_then({"source": {"type": "string"}}, {"external_id": {"type": "string"}}),
-                _if_then({"external_id": {"type": "string"}}, {"source": {"type": "string"}}),
-            ],
             "examples": [
                 {
                     "id": "0196f3a8-1c2d-7e4f-8a90-5b6c7d8e9f01",
