@@ -1,23 +1,36 @@
-"""Per-key rate limits on a real application built by `build_app`, driven over ASGI."""
+"""Request limits on a real application built by `build_app`, driven over ASGI: the rate per key, and bodies
+refused as they are read (too large, or holding text PostgreSQL cannot store)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from crm_kit.app import build_app
 from crm_kit.limits import RateLimitMiddleware
 from crm_kit.settings import ServiceSettings
 
 router = APIRouter()
+JSON = {"content-type": "application/json"}
 
 
 @router.get("/v1/ping")
 async def ping() -> dict[str, str]:
     return {"pong": "ok"}
+
+
+class Note(BaseModel):
+    text: str
+
+
+@router.post("/v1/notes")
+async def echo(note: Note) -> Note:
+    return note
 
 
 def _client(tmp_path: Path, **limits: object) -> httpx.AsyncClient:
@@ -56,3 +69,41 @@ def test_tokens_refill_at_the_configured_rate(elapsed: float, admitted: bool) ->
     assert limiter._admit(b"k", 0.0) == pytest.approx(1.0)  # one token a second
     assert (limiter._admit(b"k", elapsed) == 0) is admitted
     assert limiter.buckets[b"k"].tokens <= 2
+
+
+async def _sent_in_pieces(*pieces: bytes) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        (b'{"text": "a\\u0000b"}',),
+        (b'{"text": "a\\u00', b'00b"}'),  # the escape split between two chunks
+        (b'{"text": "a\\', b"u0000", b'b"}'),
+        (b'{"text": "a\\\\\\u0000b"}',),  # an escaped backslash, then U+0000
+    ],
+)
+async def test_a_body_holding_nul_is_a_422_however_it_arrives(tmp_path: Path, pieces: tuple[bytes, ...]) -> None:
+    async with _client(tmp_path) as client:
+        refused = await client.post("/v1/notes", content=_sent_in_pieces(*pieces), headers=JSON)
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"][0]["field"] == "body"
+
+
+async def test_a_backslash_before_u0000_is_text_not_nul(tmp_path: Path) -> None:
+    async with _client(tmp_path) as client:
+        for pieces in ((b'{"text": "a\\\\u0000"}',), (b'{"text": "a\\\\', b'u0000"}')):
+            taken = await client.post("/v1/notes", content=_sent_in_pieces(*pieces), headers=JSON)
+            assert taken.status_code == 200
+        assert taken.json() == {"text": "a\\u0000"}
+
+
+async def test_a_body_over_the_limit_without_content_length_is_a_413(tmp_path: Path) -> None:
+    async with _client(tmp_path, max_body_bytes=1024) as client:
+        refused = await client.post(
+            "/v1/notes", content=_sent_in_pieces(b'{"text": "', b"a" * 2000, b'"}'), headers=JSON
+        )
+        assert "content-length" not in refused.request.headers
+        assert refused.status_code == 413 and refused.json()["status"] == 413

@@ -53,6 +53,23 @@ async def test_bad_bodies_list_the_fields(client: httpx.AsyncClient, body: dict,
     assert field in [e["field"] for e in problem["errors"]]
 
 
+async def test_text_holding_nul_is_refused_on_every_backend(client: httpx.AsyncClient) -> None:
+    """PostgreSQL cannot store U+0000, so it is refused up front (SQLite would keep it): the same 422 on both,
+    never the database's failure after the request was taken."""
+    for part, response in (
+        ("body", await client.post("/v1/customers", json={"name": "王\u0000芳"})),
+        ("body", await client.post("/v1/customers", json={"name": "王芳", "tags": ["母婴", "x\u0000"]})),
+        ("query", await client.get("/v1/customers", params={"q": "王\u0000"})),
+        ("path", await client.get("/v1/purchases/order%00-1")),
+    ):
+        problem = assert_problem(response, 422)
+        assert problem["errors"] == [{"field": part, "message": "text may not contain the NUL character (U+0000)",
+                                      "type": "nul_character"}]  # fmt: skip
+    assert (await client.get("/v1/customers", params={"q": "王"})).json()["items"] == []  # nothing was stored
+    literal = await client.post("/v1/customers", json={"name": "a\\u0000 is six characters"})
+    assert literal.status_code == 201 and literal.json()["name"] == "a\\u0000 is six characters"
+
+
 async def test_invalid_phone_and_email_are_named(client: httpx.AsyncClient) -> None:
     for body, field in (
         ({"name": "王", "phone": "12345"}, "phone"),
@@ -201,6 +218,18 @@ async def test_not_ready_until_migrated_and_small_body_limit(unmigrated_app: htt
         headers={"Authorization": "Bearer dev-admin-key", "content-type": "application/json"},
     )
     assert_problem(too_big, 413)
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: the limit is counted as the body arrives
+        for part in (b'{"name": "', b"a" * 4000, b'"}'):
+            yield part
+
+    too_big_chunked = await unmigrated_app.post(
+        "/v1/customers",
+        content=chunked(),
+        headers={"Authorization": "Bearer dev-admin-key", "content-type": "application/json"},
+    )
+    assert "content-length" not in too_big_chunked.request.headers
+    assert_problem(too_big_chunked, 413)
 
 
 async def test_openapi_documents_problems_scopes_and_examples(client: httpx.AsyncClient) -> None:

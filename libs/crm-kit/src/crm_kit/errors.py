@@ -104,6 +104,30 @@ class PayloadTooLarge(ProblemError):
     status, title, slug = 413, "Payload too large", "payload-too-large"
 
 
+class BodyRefused(StarletteHTTPException):
+    """A problem found while the request body is read. FastAPI turns any other exception raised there into a
+    bare 400 ("There was an error parsing the body") and passes HTTPException on, so the problem travels in one."""
+
+    def __init__(self, problem: ProblemError) -> None:
+        super().__init__(problem.status, problem.detail)
+        self.problem = problem
+
+
+#: Why text holding U+0000 is refused: PostgreSQL cannot store it, so every backend refuses it alike.
+NUL_MESSAGE = "text may not contain the NUL character (U+0000)"
+
+
+class NulInText(ProblemError):
+    """U+0000 in the body, the query or the path: a validation failure of the part it is in."""
+
+    status, title, slug = 422, "Validation failed", "validation"
+
+    def __init__(self, part: str) -> None:
+        super().__init__(
+            "1 field(s) failed validation", errors=[{"field": part, "message": NUL_MESSAGE, "type": "nul_character"}]
+        )
+
+
 class ServiceUnavailable(ProblemError):
     status, title, slug = 503, "Service unavailable", "service-unavailable"
 
@@ -171,6 +195,8 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, BodyRefused):
+        return await _on_problem(request, exc.problem)
     try:
         title = HTTPStatus(exc.status_code).phrase
     except ValueError:

@@ -1,4 +1,5 @@
-"""Request ids, one JSON log line per request, Prometheus metrics and the request-size limit.
+"""Request ids, one JSON log line per request, Prometheus metrics, the request-size limit, and the refusal of
+text holding U+0000 (NUL), which PostgreSQL cannot store: the database would fail the request after it was taken.
 
 A pure ASGI middleware (no per-request task or body copy) so that it costs little on hot reads.
 """
@@ -22,9 +23,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.tracebacks import ExceptionDictTransformer
 
 from crm_kit.context import request_id
-from crm_kit.errors import PayloadTooLarge
+from crm_kit.errors import PROBLEM_BASE, BodyRefused, NulInText, PayloadTooLarge
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: A JSON string escape of U+0000: `\u0000` after an even run of backslashes (an odd run escapes a backslash).
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_TAIL = 64  # bytes of the previous body chunk kept, so an escape split across chunks is still seen
 
 
 def _add_request_id(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -156,8 +160,10 @@ class RequestContextMiddleware:
         try:
             if length is not None and length > self.max_body_bytes:
                 await self._too_large(send_with_id)
+            elif "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+                await self._nul_refused(send_with_id, scope["path"], "path" if "\x00" in scope["path"] else "query")
             else:
-                await self.app(scope, self._limited(receive), send_with_id)
+                await self.app(scope, self._checked(receive), send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -194,20 +200,36 @@ class RequestContextMiddleware:
         self.out.write(b"".join(lines).decode())
         self.out.flush()
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _checked(self, receive: Receive) -> Receive:
+        """``receive``, refusing a body beyond the size limit or holding a JSON escape of U+0000."""
         seen = 0
         limit = self.max_body_bytes
+        tail = b""
 
-        async def receive_limited() -> Message:
-            nonlocal seen
+        async def receive_checked() -> Message:
+            nonlocal seen, tail
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                seen += len(chunk)
                 if seen > limit:
-                    raise PayloadTooLarge("the request body exceeds the size limit")
+                    raise BodyRefused(PayloadTooLarge("the request body exceeds the size limit"))
+                window = tail + chunk
+                if b"u0000" in window and _JSON_NUL.search(window):  # the plain search first: it is the fast one
+                    raise BodyRefused(NulInText("body"))
+                tail = window[-_TAIL:]
             return message
 
-        return receive_limited
+        return receive_checked
+
+    @staticmethod
+    async def _nul_refused(send: Send, path: str, part: str) -> None:
+        refusal = NulInText(part)
+        body = {"type": f"{PROBLEM_BASE}{refusal.slug}", "title": refusal.title, "status": refusal.status}
+        body |= {"detail": refusal.detail, "instance": path.replace("\x00", "%00"), **refusal.extra}
+        headers = [(b"content-type", b"application/problem+json")]
+        await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+        await send({"type": "http.response.body", "body": orjson.dumps(body)})
 
     @staticmethod
     async def _too_large(send: Send) -> None:
