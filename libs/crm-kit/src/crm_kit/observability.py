@@ -214,10 +214,10 @@ class RequestContextMiddleware:
                 seen += len(chunk)
                 if seen > limit:
                     raise BodyRefused(PayloadTooLarge("the request body exceeds the size limit"))
-                window = tail + chunk
-                if b"u0000" in window and _JSON_NUL.search(window):  # the plain search first: it is the fast one
+                # The plain searches first (the fast ones); the body is joined to the tail only on a hit.
+                if (b"u0000" in chunk or b"u0000" in tail + chunk[:5]) and _JSON_NUL.search(tail + chunk):
                     raise BodyRefused(NulInText("body"))
-                tail = window[-_TAIL:]
+                tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (tail + chunk)[-_TAIL:]
             return message
 
         return receive_checked
