@@ -88,7 +88,7 @@ class DecimalText:
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         limits = handler(source)
-        pattern = re.compile(decimal_pattern(limits))
+        pattern = re.compile(_decimal_pattern(limits))
 
         def plain(value: Any) -> Any:
             if isinstance(value, str) and not pattern.fullmatch(value):
@@ -104,13 +104,13 @@ class DecimalText:
         limits = schema["schema"]  # type: ignore[typeddict-item]  # the decimal schema this metadata wraps
         for branch in json_schema.get("anyOf", []):
             if branch.get("type") == "string":
-                branch["pattern"] = decimal_pattern(limits)
+                branch["pattern"] = _decimal_pattern(limits)
             elif branch.get("type") == "number":
                 branch["multipleOf"] = float(Decimal(1).scaleb(-limits["decimal_places"]))
         return json_schema
 
 
-def decimal_pattern(limits: core_schema.CoreSchema) -> str:
+def _decimal_pattern(limits: core_schema.CoreSchema) -> str:
     """The text a decimal within ``limits`` may be written as: from 0 (``ge=0``) or above it (``gt=0``) up to
     ``le``, with at most ``decimal_places``, in ASCII digits. Leading and trailing zeros are taken, as the value
     is the same (pydantic counts digits without them): "0012.500" is 12.5."""

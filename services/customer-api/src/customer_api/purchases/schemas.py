@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer, StringConstraints, field_validator
 
-from crm_kit.schemas import DecimalText, Money, RequestModel, ResponseModel, Timestamp
+from crm_kit.schemas import DecimalText, Documented, Money, RequestModel, ResponseModel, Timestamp
 
 Channel = Literal["store", "online", "app", "wechat", "phone", "other"]
 Quantity = Annotated[Decimal, PlainSerializer(lambda v: format(v.normalize(), "f"), return_type=str)]
@@ -76,8 +76,8 @@ class PurchaseCreate(RequestModel):
         description="The order system's id: the natural idempotency key"
     )
     customer_id: uuid.UUID
-    purchased_at: Timestamp = Field(
-        description="From 1990 up to a day from now", json_schema_extra={"pattern": r"^(199[0-9]|[2-8][0-9]{3})-"}
+    purchased_at: Annotated[Timestamp, Documented(pattern=r"^(199[0-9]|[2-8][0-9]{3})-")] = Field(
+        description="From 1990 up to a day from now"
     )
     channel: Channel = "store"
     store_id: Annotated[str, StringConstraints(max_length=64)] | None = None
