@@ -115,7 +115,11 @@ def build_app(
 
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        database = Database(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            connect_timeout=settings.db_connect_timeout,
+        )
         app.state.database = database
         try:
             if lifespan is None:

@@ -89,7 +89,7 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, hide_parameters=True)
         _prepare_sqlite(engine, url)
@@ -97,17 +97,24 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # hide_parameters: statement values (names, phones) never reach an error message or a log.
     # No pre-ping (a round trip per request): a connection that drops is invalidated on its first error
     # (that request answers 503) and the pool reconnects; recycling bounds the age of idle connections.
+    # A new connection waits at most `connect_timeout` seconds (asyncpg's own default is 60) for a database
+    # host that does not answer, so the request gets its 503 while the client still waits.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+        hide_parameters=True,
+        connect_args={"timeout": connect_timeout},
     )
 
 
 class Database:
     """An engine and its session factories: read-write (the default) and read-only."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 5) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.engine = make_engine(url, pool_size=pool_size, connect_timeout=connect_timeout)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # GET requests read in autocommit: one round trip per statement, no BEGIN/COMMIT around it.
         read_options: dict[str, Any] = {READ_ONLY: True}

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -239,8 +239,8 @@ async def _on_integrity(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_database(request: Request, exc: Exception) -> JSONResponse:
-    log.error("database_unavailable", error=type(exc).__name__)
+async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database_unavailable", error=type(exc).__name__, sqlstate=_database_code(exc))
     return problem_response(
         request,
         status=503,
@@ -248,6 +248,51 @@ async def _on_database(request: Request, exc: Exception) -> JSONResponse:
         slug="service-unavailable",
         detail="the database is not reachable; retry shortly",
         headers={"Retry-After": "1"},
+    )
+
+
+#: SQLSTATE classes (PostgreSQL's appendix A) of failures the same request may get past later: a lost or refused
+#: connection (08), an unknown database or a refused login (3D, 28: the configured database is not there), a
+#: transaction rolled back by a serialization failure or a deadlock (40), insufficient resources (53), operator
+#: intervention such as a shutdown or a cancelled statement (57), and system errors (58).
+_UNAVAILABLE_CLASSES = frozenset({"08", "28", "3D", "40", "53", "57", "58"})
+_UNAVAILABLE_STATES = frozenset({"55P03", "55006"})  # a lock not available, an object in use
+#: Classes of a value the database will not take: data exceptions (22: out of range, too long, not in the type's
+#: syntax) and program limits (54: an index row or a statement too large).
+_REFUSED_CLASSES = frozenset({"22", "54"})
+#: SQLite's result codes (extended ones, such as SQLITE_IOERR_WRITE, start with these) for the same two cases.
+_SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL", "SQLITE_NOMEM")
+_SQLITE_REFUSED = ("SQLITE_TOOBIG",)
+
+
+def _database_code(exc: Exception) -> str | None:
+    """The driver's error code: PostgreSQL's SQLSTATE, or SQLite's result code name."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+
+
+async def _on_database(request: Request, exc: Exception) -> JSONResponse:
+    """A driver error, answered by what its code says. A failure that may pass is a 503 to retry; a value the database
+    will not store is the request's fault, a 422; anything else is a fault of the service, a 500, so that no client
+    retries what will fail again. An error without a code is the driver losing the database: a 503."""
+    code = _database_code(exc)
+    if code is None or code[:2] in _UNAVAILABLE_CLASSES or code in _UNAVAILABLE_STATES:
+        return await _on_unavailable(request, exc)
+    if code.startswith("SQLITE_"):
+        if code.startswith(_SQLITE_UNAVAILABLE):
+            return await _on_unavailable(request, exc)
+        refused = code.startswith(_SQLITE_REFUSED)
+    else:
+        refused = code[:2] in _REFUSED_CLASSES
+    if not refused:
+        return await _on_unexpected(request, exc)
+    log.warning("database_refused_value", sqlstate=code)
+    return problem_response(
+        request,
+        status=422,
+        title="Unprocessable content",
+        slug="unprocessable",
+        detail=f"the database cannot store or compare a value of this request ({code}): too long or out of range",
     )
 
 
@@ -264,10 +309,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(StaleDataError, _on_stale)
     app.add_exception_handler(IntegrityError, _on_integrity)
-    app.add_exception_handler(OperationalError, _on_database)
-    app.add_exception_handler(PoolTimeoutError, _on_database)
     app.add_exception_handler(DBAPIError, _on_database)
-    app.add_exception_handler(ConnectionError, _on_database)
+    app.add_exception_handler(PoolTimeoutError, _on_unavailable)
+    # The driver's own socket errors: a refused or reset connection, a name that does not resolve (the database's
+    # host is gone), a connection attempt that timed out (TimeoutError is an OSError).
+    app.add_exception_handler(OSError, _on_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

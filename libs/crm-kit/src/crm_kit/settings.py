@@ -48,6 +48,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="CRM_LOG_LEVEL")
     access_log: bool = Field(True, validation_alias="CRM_ACCESS_LOG")
     db_pool_size: int = Field(10, validation_alias="CRM_DB_POOL_SIZE")
+    db_connect_timeout: float = Field(
+        5, gt=0, validation_alias="CRM_DB_CONNECT_TIMEOUT", description="Seconds a new database connection may take"
+    )
     max_body_bytes: int = Field(32 * 1024 * 1024, validation_alias="CRM_MAX_BODY_BYTES")
     rate_limit_per_minute: float = Field(
         0, ge=0, validation_alias="CRM_RATE_LIMIT_PER_MINUTE", description="Requests per key a minute; 0 = no limit"
