@@ -52,6 +52,12 @@ async def number(request: Request, value: str) -> dict[str, int]:
         }
 
 
+@router.get("/v1/cells")
+async def list_cells(request: Request) -> list[dict[str, str]]:
+    async with request.app.state.database.session_scope(read_only=True) as session:
+        return [dict(row._mapping) for row in await session.execute(text("SELECT code, note FROM cells"))]
+
+
 @router.post("/v1/cells/lock")
 async def lock_cells(request: Request) -> dict[str, str]:
     async with request.app.state.database.session_scope() as session:
@@ -184,3 +190,20 @@ async def test_a_database_host_that_is_gone_or_hangs_is_a_503_within_the_connect
             response = await asyncio.wait_for(client.get("/v1/cells/count"), timeout=10)
         assert _problem(response, 503)["detail"] == "the database is not reachable; retry shortly"
         assert response.headers["retry-after"] == "1"
+
+
+async def test_a_statement_prepared_before_a_migration_changed_its_table_is_a_503_and_passes_on_retry(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    if not _postgresql(database_url):
+        pytest.skip("prepared statements are cached on PostgreSQL connections")
+    assert (await client.post("/v1/cells", params={"code": "abc"})).status_code == 201
+    assert (await client.get("/v1/cells")).status_code == 200  # the pool's connection caches the statement
+    migration = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await migration.execute("ALTER TABLE cells ALTER COLUMN code TYPE VARCHAR(10)")
+    finally:
+        await migration.close()
+    stale = await client.get("/v1/cells")
+    assert _problem(stale, 503)["detail"] == "the database is not reachable; retry shortly"
+    assert (await client.get("/v1/cells")).json() == [{"code": "abc", "note": ""}]
