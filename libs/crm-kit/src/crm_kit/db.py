@@ -66,7 +66,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 READ_ONLY = "crm_read_only"
 
 
-def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
+def _prepare_sqlite(engine: AsyncEngine, url: str, *, foreign_keys: bool) -> None:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -89,10 +89,11 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5, foreign_keys: bool = True) -> AsyncEngine:
+    """The engine of `url`. `foreign_keys=False` leaves SQLite's foreign keys unenforced, for migrations only."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, hide_parameters=True)
-        _prepare_sqlite(engine, url)
+        _prepare_sqlite(engine, url, foreign_keys=foreign_keys)
         return engine
     # hide_parameters: statement values (names, phones) never reach an error message or a log.
     # No pre-ping (a round trip per request): a connection that drops is invalidated on its first error

@@ -30,9 +30,16 @@ def run_migrations(metadata: Sequence[MetaData], default_url: str) -> None:
             context.run_migrations()
 
     async def run_async() -> None:
-        engine = make_engine(url)
+        # SQLite's own procedure for changing a table: foreign keys off while batch mode rebuilds it (it drops the old
+        # table, and with them on that deletes, or cascades to, the rows that refer to it), then a check that every
+        # row still has its parent before the migration commits.
+        engine = make_engine(url, foreign_keys=False)
         async with engine.connect() as connection:
             await connection.run_sync(run)
+            if connection.dialect.name == "sqlite":
+                orphans = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if orphans:
+                    raise RuntimeError(f"the migration left rows without their parent: {orphans[:5]}")
             await connection.commit()
         await engine.dispose()
 

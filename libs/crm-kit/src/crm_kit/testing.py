@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,11 +19,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import MetaData, delete
 
-from crm_kit.db import Database
+from crm_kit.db import Database, make_engine
 from crm_kit.health import upgrade_database
 from crm_kit.settings import DEV_API_KEY, ApiKeyConfig, ServiceSettings, hash_api_key
 
@@ -74,6 +77,25 @@ async def temporary_database(backend: str, prefix: str, directory: Path) -> Asyn
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def schema_drift(database_url: str, metadatas: Iterable[MetaData]) -> list[Any]:
+    """What Alembic's autogenerate would change (tables, columns, types, indexes) to make the database at
+    `database_url` match the models' `metadatas`: empty when the migrations build what the models declare."""
+    models = MetaData()
+    for metadata in metadatas:
+        for table in metadata.tables.values():
+            table.to_metadata(models)
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            with warnings.catch_warnings():  # SQLite cannot reflect expression indexes, so they are not compared
+                warnings.filterwarnings("ignore", "(Skipped unsupported reflection|autogenerate skipping).*expression")
+                return await connection.run_sync(
+                    lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), models)
+                )
+    finally:
+        await engine.dispose()
 
 
 async def empty_tables(database: Database, metadatas: Iterable[MetaData]) -> None:

@@ -24,7 +24,8 @@ class Purchase(Base):
     channel: Mapped[str] = mapped_column(String(16))
     store_id: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
-    total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    # The largest order the API takes is 500 lines of 1,000,000 × 100,000,000: 5 × 10^16.
+    total: Mapped[Decimal] = mapped_column(Numeric(20, 2))
     # SHA-256 of the normalised order: the same order_id with another body is a conflict.
     fingerprint: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -45,6 +46,6 @@ class PurchaseLine(Base):
     category: Mapped[str | None] = mapped_column(String(100))
     quantity: Mapped[Decimal] = mapped_column(Numeric(12, 3))
     unit_price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
-    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    amount: Mapped[Decimal] = mapped_column(Numeric(20, 2))
 
     purchase: Mapped[Purchase] = relationship(back_populates="lines")

@@ -1,0 +1,71 @@
+"""The money columns: wide enough for every order the API takes, and widened without losing a stored order."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from alembic import command
+from asgi_lifespan import LifespanManager
+from helpers import create_customer, order
+
+from crm_kit.health import alembic_config, upgrade_database
+from crm_kit.testing import DEV_KEY, schema_drift, temporary_database
+from customer_api.config import Settings
+from customer_api.db import all_metadata
+from customer_api.main import ALEMBIC_INI, create_app
+
+BEFORE_WIDER_MONEY = "5b1e0c7d9a21"
+# The largest line the API takes, and three orders that each fit in NUMERIC(14, 2) but add up past it.
+LARGEST_LINE = {"sku": "GOLD-BAR", "quantity": "1000000", "unit_price": "100000000"}
+NEAR_LIMIT = {"sku": "GOLD-BAR", "quantity": "9999", "unit_price": "99999999.99"}
+
+
+async def test_an_order_at_the_largest_amounts_is_stored_and_its_customer_valued(client: httpx.AsyncClient) -> None:
+    customer = (await create_customer(client))["id"]
+    largest = await client.post("/v1/purchases", json=order(customer, items=[LARGEST_LINE] * 2))
+    assert largest.status_code == 201, largest.text
+    assert largest.json()["total"] == "200000000000000.00"
+    for day in (1, 2, 3):
+        when = f"2026-10-0{day}T09:30:00+08:00"
+        near = await client.post("/v1/purchases", json=order(customer, purchased_at=when, items=[NEAR_LIMIT]))
+        assert near.status_code == 201, near.text
+    refresh = await client.post("/v1/analytics/refresh", json={})
+    job = refresh.json()
+    while job["status"] in ("queued", "running"):
+        await asyncio.sleep(0.05)
+        job = (await client.get(refresh.headers["location"])).json()
+    assert job["status"] == "succeeded", job["error"]
+    value = (await client.get(f"/v1/customers/{customer}/value")).json()
+    # 2 × 10^14 + 3 × 999,899,999,900.01, summed in float64: its 16 significant digits drop the cents at this size.
+    assert abs(Decimal(value["established_value"]) - Decimal("202999699999700.03")) < 1
+
+
+async def _served(url: str, tmp_path: Path) -> LifespanManager:
+    settings = Settings(environment="test", database_url=url, data_dir=tmp_path, access_log=False)
+    return LifespanManager(create_app(settings))
+
+
+async def test_widening_the_money_columns_keeps_every_stored_order(backend: str, tmp_path: Path) -> None:
+    async with temporary_database(backend, "customer_api_migration", tmp_path) as url:
+        await asyncio.to_thread(upgrade_database, ALEMBIC_INI, url)
+        headers = {"Authorization": f"Bearer {DEV_KEY}"}
+        async with await _served(url, tmp_path) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as client:
+                customer = (await create_customer(client))["id"]
+                lines = [{"sku": f"SKU-{i}", "quantity": "2.5", "unit_price": "19.99"} for i in range(3)]
+                stored = [
+                    (await client.post("/v1/purchases", json=order(customer, items=lines))).json() for _ in range(2)
+                ]
+        config = alembic_config(ALEMBIC_INI, url)
+        await asyncio.to_thread(command.downgrade, config, BEFORE_WIDER_MONEY)
+        await asyncio.to_thread(command.upgrade, config, "head")
+        async with await _served(url, tmp_path) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as client:
+                after = (await client.get(f"/v1/customers/{customer}/purchases")).json()["items"]
+        assert sorted(after, key=lambda p: p["order_id"]) == stored
+        assert await schema_drift(url, all_metadata) == []
