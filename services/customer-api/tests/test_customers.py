@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from conftest import auth
 from helpers import create_customer, next_phone, order
 
@@ -342,3 +343,25 @@ async def test_patch_with_null_clears_or_is_refused_and_the_profile_stays_readab
     after = await client.get(url)
     assert after.status_code == 200 and after.json()["owner_id"] is None
     assert after.json()["version"] == body["version"] + 1
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+async def test_a_number_that_is_not_finite_is_refused_on_every_backend(
+    client: httpx.AsyncClient, number: bytes
+) -> None:
+    """Python's JSON parser takes NaN and Infinity (not JSON) and reads 1e400 as infinity: SQLite stored null for
+    them, PostgreSQL refused them. Both answer 422 now, and nothing is stored."""
+    created = await create_customer(client, attributes={"visits": 3})
+    json = {"content-type": "application/json"}
+    patched = await client.patch(
+        f"/v1/customers/{created['id']}", content=b'{"attributes": {"visits": ' + number + b"}}", headers=json
+    )
+    added = await client.post(
+        "/v1/customers", content=b'{"name": "x", "attributes": {"n": ' + number + b"}}", headers=json
+    )
+    for refused in (patched, added):
+        assert refused.status_code == 422, refused.text
+        assert "finite number" in refused.text and refused.json()["errors"][0]["field"].startswith("body.attributes")
+    after = (await client.get(f"/v1/customers/{created['id']}")).json()
+    assert after["attributes"] == {"visits": 3} and after["version"] == created["version"]
+    assert (await client.get("/v1/customers", params={"q": "x"})).json()["items"] == []

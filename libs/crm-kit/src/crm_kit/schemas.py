@@ -137,9 +137,12 @@ Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str
 
 
 class RequestModel(BaseModel):
-    """A request body: unknown fields are an error, not silently dropped; strings are trimmed."""
+    """A request body: unknown fields are an error, not silently dropped; strings are trimmed; numbers are finite.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    Python's JSON parser takes `NaN` and `Infinity`, which are not JSON, and reads `1e400` as infinity: SQLite stored
+    them as null and PostgreSQL refused them, so they are a 422 here, on every backend."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
 
 class _NotNull:
