@@ -10,6 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Literal
 
 import asyncpg
 import httpx
@@ -45,11 +46,8 @@ async def count_cells(request: Request) -> dict[str, int]:
 @router.get("/v1/number")
 async def number(request: Request, value: str) -> dict[str, int]:
     async with request.app.state.database.session_scope(read_only=True) as session:
-        return {
-            "number": (
-                await session.execute(text("SELECT CAST(CAST(:value AS TEXT) AS INTEGER)"), {"value": value})
-            ).scalar_one()
-        }
+        cast = text("SELECT CAST(CAST(:value AS TEXT) AS INTEGER)")
+        return {"number": (await session.execute(cast, {"value": value})).scalar_one()}
 
 
 @router.get("/v1/cells")
@@ -58,20 +56,19 @@ async def list_cells(request: Request) -> list[dict[str, str]]:
         return [dict(row._mapping) for row in await session.execute(text("SELECT code, note FROM cells"))]
 
 
-@router.post("/v1/cells/lock")
-async def lock_cells(request: Request) -> dict[str, str]:
-    async with request.app.state.database.session_scope() as session:
-        await session.execute(text("SET LOCAL lock_timeout = '100ms'"))
-        await session.execute(text("LOCK TABLE cells IN ACCESS EXCLUSIVE MODE"))
-    return {"locked": "yes"}
+# Statements that wait at most a moment: for a lock the test holds, or for themselves.
+BOUNDED = {
+    "lock": ("SET LOCAL lock_timeout = '100ms'", "LOCK TABLE cells IN ACCESS EXCLUSIVE MODE"),
+    "sleep": ("SET LOCAL statement_timeout = '50ms'", "SELECT pg_sleep(2)"),
+}
 
 
-@router.get("/v1/slow")
-async def slow(request: Request) -> dict[str, str]:
+@router.post("/v1/bounded/{case}")
+async def bounded(request: Request, case: Literal["lock", "sleep"]) -> dict[str, str]:
     async with request.app.state.database.session_scope() as session:
-        await session.execute(text("SET LOCAL statement_timeout = '50ms'"))
-        await session.execute(text("SELECT pg_sleep(2)"))
-    return {"slept": "yes"}
+        for statement in BOUNDED[case]:
+            await session.execute(text(statement))
+    return {"done": case}
 
 
 @router.get("/v1/missing")
@@ -157,14 +154,14 @@ async def test_a_lock_or_a_statement_that_times_out_is_a_503_to_retry(
     try:
         async with holder.transaction():
             await holder.execute("LOCK TABLE cells IN SHARE MODE")
-            locked = await client.post("/v1/cells/lock")
-        slow = await client.get("/v1/slow")
+            locked = await client.post("/v1/bounded/lock")
+        slow = await client.post("/v1/bounded/sleep")
     finally:
         await holder.close()
     for response in (locked, slow):
         assert _problem(response, 503)["detail"] == "the database is not reachable; retry shortly"
         assert response.headers["retry-after"] == "1"
-    assert (await client.post("/v1/cells/lock")).status_code == 200  # and the same request passes later
+    assert (await client.post("/v1/bounded/lock")).status_code == 200  # and the same request passes later
 
 
 async def test_a_sqlite_file_that_cannot_be_opened_is_a_503(tmp_path: Path) -> None:
