@@ -63,40 +63,59 @@ def _kill(service: RunningService) -> None:
     service.process.wait()
 
 
-def _kill_and_retry_bulk(url: str, tmp_path: Path) -> None:
-    first = start_service("customer-api", url, tmp_path)
-    with client_for(first) as client:
-        customer = client.post("/v1/customers", json={"name": "批量导入", "phone": "13900001111"}).json()["id"]
-    orders = _orders(customer, 6000, uuid.uuid4().hex[:6])
-    outcome: dict[str, Any] = {}
-
-    def send() -> None:
-        try:
-            with client_for(first) as client:
-                outcome["response"] = client.post("/v1/purchases/bulk", json={"purchases": orders})
-        except httpx.HTTPError as exc:
-            outcome["error"] = exc
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    time.sleep(0.4)  # the import is under way (6,000 orders take well over a second)
-    _kill(first)
-    sender.join()
-    assert "error" in outcome, "the import finished before the kill; nothing was tested"
-    second = start_service("customer-api", url, tmp_path)
-    try:
-        with client_for(second) as client:
-            retried = client.post("/v1/purchases/bulk", json={"purchases": orders}).json()
-            assert retried["created"] + retried["existing"] == len(orders) and retried["rejected"] == 0
-            in_feed = [o["order_id"] for o in purchase_feed(client) if o["customer_id"] == customer]
-            assert sorted(in_feed) == sorted(o["order_id"] for o in orders)  # each order once: none lost or doubled
-    finally:
-        stop_service(second)
+# A backend of the test's database waiting for a lock inside a transaction that has written: the import mid-way.
+WAITING_WRITER = """
+    SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+    AND backend_xid IS NOT NULL
+"""
 
 
 async def test_a_bulk_import_killed_mid_way_and_retried_stores_every_order_once(tmp_path: Path) -> None:
     async with temporary_database("postgresql", "fault_customer_api", tmp_path) as url:
-        await asyncio.to_thread(_kill_and_retry_bulk, url, tmp_path)
+        first = await asyncio.to_thread(start_service, "customer-api", url, tmp_path)
+        with client_for(first) as client:
+            customer = client.post("/v1/customers", json={"name": "批量导入", "phone": "13900001111"}).json()["id"]
+        orders = _orders(customer, 6000, uuid.uuid4().hex[:6])
+        outcome: dict[str, Any] = {}
+
+        def send() -> None:
+            try:
+                with client_for(first) as client:
+                    outcome["response"] = client.post("/v1/purchases/bulk", json={"purchases": orders})
+            except httpx.HTTPError as exc:
+                outcome["error"] = exc
+
+        # The import copies its orders, then their lines: holding purchase_lines stops it in between, with every
+        # order written and none committed, however fast the machine. Then the service is killed.
+        # pg_stat_activity is read from its own connection: within a transaction it is a snapshot.
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+        holder, watcher = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+        try:
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE purchase_lines IN SHARE MODE")
+                sender = threading.Thread(target=send)
+                sender.start()
+                assert await _eventually(lambda: _fetch_positive(watcher, WAITING_WRITER), 60), "the import never began"
+                await asyncio.to_thread(_kill, first)
+            await asyncio.to_thread(sender.join)
+        finally:
+            await asyncio.to_thread(_kill, first)  # already gone unless a step above failed
+            await holder.close()
+            await watcher.close()
+        assert "error" in outcome, "the import finished before the kill; nothing was tested"
+        second = await asyncio.to_thread(start_service, "customer-api", url, tmp_path)
+        try:
+            with client_for(second) as client:
+                retried = client.post("/v1/purchases/bulk", json={"purchases": orders}).json()
+                assert retried["created"] + retried["existing"] == len(orders) and retried["rejected"] == 0
+                in_feed = [o["order_id"] for o in purchase_feed(client) if o["customer_id"] == customer]
+                assert sorted(in_feed) == sorted(o["order_id"] for o in orders)  # each order once: none lost or doubled
+        finally:
+            stop_service(second)
+
+
+async def _fetch_positive(connection: asyncpg.Connection, query: str) -> bool:
+    return bool(await connection.fetchval(query))
 
 
 class HangingServer:

@@ -292,7 +292,7 @@ async def _on_database(request: Request, exc: Exception) -> JSONResponse:
         status=422,
         title="Unprocessable content",
         slug="unprocessable",
-        detail=f"the database cannot store or compare a value of this request ({code}): too long or out of range",
+        detail=f"the database cannot take a value of this request ({code}): too long, out of range or not of its type",
     )
 
 
