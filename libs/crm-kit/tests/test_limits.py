@@ -107,3 +107,15 @@ async def test_a_body_over_the_limit_without_content_length_is_a_413(tmp_path: P
         )
         assert "content-length" not in refused.request.headers
         assert refused.status_code == 413 and refused.json()["status"] == 413
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"text": "\xff\xfe"}', b'{"text": "\xc0\x80"}', b'{"text": "caf\xe9"}', b'{"text": ']
+)
+async def test_a_body_that_is_not_utf8_json_is_the_same_422_as_malformed_json(tmp_path: Path, body: bytes) -> None:
+    """FastAPI answered bytes that are not UTF-8 with a bare 400 ("There was an error parsing the body")."""
+    async with _client(tmp_path) as client:
+        refused = await client.post("/v1/notes", content=body, headers=JSON)
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+        error = refused.json()["errors"][0]
+        assert error["field"].startswith("body") and error["message"] == "request body is not valid JSON (UTF-8)"

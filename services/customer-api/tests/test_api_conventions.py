@@ -84,7 +84,7 @@ async def test_malformed_json_and_invalid_utf8_are_client_errors(client: httpx.A
     headers = {"content-type": "application/json"}
     for raw in (b'{"name": "\xe7\x8e"}', b"\xff\xfe{", b'{"name": ', b"[1, 2]", b""):
         response = await client.post("/v1/customers", content=raw, headers=headers)
-        assert_problem(response, 400 if response.status_code == 400 else 422)
+        assert_problem(response, 422)  # bytes that are not UTF-8 too, not FastAPI's bare 400
 
 
 async def test_bad_query_and_path_parameters(client: httpx.AsyncClient) -> None:

@@ -197,6 +197,11 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, BodyRefused):
         return await _on_problem(request, exc.problem)
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI answers a JSON body that is not UTF-8 with a bare 400, and malformed JSON with a 422: both are the
+        # same mistake, so both get the 422 that names the body.
+        invalid = RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "not UTF-8"}])
+        return await _on_validation(request, invalid)
     try:
         title = HTTPStatus(exc.status_code).phrase
     except ValueError:
