@@ -119,3 +119,12 @@ async def test_a_body_that_is_not_utf8_json_is_the_same_422_as_malformed_json(tm
         assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
         error = refused.json()["errors"][0]
         assert error["field"].startswith("body") and error["message"] == "request body is not valid JSON (UTF-8)"
+
+
+async def test_a_body_nested_deeper_than_the_parser_goes_is_a_422(tmp_path: Path) -> None:
+    async with _client(tmp_path) as client:
+        refused = await client.post("/v1/notes", content=b"[" * 100_000 + b"]" * 100_000, headers=JSON)
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"] == [
+            {"field": "body", "message": "request body is nested too deeply to read", "type": "json_too_deep"}
+        ]

@@ -193,15 +193,23 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: Why FastAPI could not read a JSON body, which it answers with a bare 400 ("There was an error parsing the body")
+#: while malformed JSON is a 422: the same mistake, so these get the 422 that names the body (error type, message;
+#: an empty message is json_invalid's own, "request body is not valid JSON (UTF-8)").
+_UNREADABLE_BODY: dict[type[Exception], tuple[str, str]] = {
+    UnicodeDecodeError: ("json_invalid", ""),
+    RecursionError: ("json_too_deep", "request body is nested too deeply to read"),
+}
+
+
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, BodyRefused):
         return await _on_problem(request, exc.problem)
-    if isinstance(exc.__cause__, UnicodeDecodeError):
-        # FastAPI answers a JSON body that is not UTF-8 with a bare 400, and malformed JSON with a 422: both are the
-        # same mistake, so both get the 422 that names the body.
-        invalid = RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "not UTF-8"}])
-        return await _on_validation(request, invalid)
+    for cause, (kind, message) in _UNREADABLE_BODY.items():
+        if isinstance(exc.__cause__, cause):
+            invalid = RequestValidationError([{"type": kind, "loc": ("body",), "msg": message}])
+            return await _on_validation(request, invalid)
     try:
         title = HTTPStatus(exc.status_code).phrase
     except ValueError:
