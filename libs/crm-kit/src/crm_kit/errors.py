@@ -199,6 +199,8 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 _UNREADABLE_BODY: dict[type[Exception], tuple[str, str]] = {
     UnicodeDecodeError: ("json_invalid", ""),
     RecursionError: ("json_too_deep", "request body is nested too deeply to read"),
+    # What else json.loads raises past its JSONDecodeError: an integer of more than 4,300 digits (CVE-2020-10735).
+    ValueError: ("json_number_too_long", "request body holds a number too long to read"),
 }
 
 
