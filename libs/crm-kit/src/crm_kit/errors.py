@@ -195,7 +195,8 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 #: Why FastAPI could not read a JSON body, which it answers with a bare 400 ("There was an error parsing the body")
 #: while malformed JSON is a 422: the same mistake, so these get the 422 that names the body (error type, message;
-#: an empty message is json_invalid's own, "request body is not valid JSON (UTF-8)").
+#: an empty message is json_invalid's own, "request body is not valid JSON (UTF-8)"). The first match wins:
+#: UnicodeDecodeError is a ValueError.
 _UNREADABLE_BODY: dict[type[Exception], tuple[str, str]] = {
     UnicodeDecodeError: ("json_invalid", ""),
     RecursionError: ("json_too_deep", "request body is nested too deeply to read"),
@@ -209,7 +210,7 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, BodyRefused):
         return await _on_problem(request, exc.problem)
     for cause, (kind, message) in _UNREADABLE_BODY.items():
-        if isinstance(exc.__cause__, cause):
+        if exc.status_code == 400 and isinstance(exc.__cause__, cause):
             invalid = RequestValidationError([{"type": kind, "loc": ("body",), "msg": message}])
             return await _on_validation(request, invalid)
     try:
