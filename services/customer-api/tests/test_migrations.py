@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,29 +45,27 @@ async def test_an_order_at_the_largest_amounts_is_stored_and_its_customer_valued
     assert abs(Decimal(value["established_value"]) - Decimal("202999699999700.03")) < 1
 
 
-async def _served(url: str, tmp_path: Path) -> LifespanManager:
-    settings = Settings(environment="test", database_url=url, data_dir=tmp_path, access_log=False)
-    return LifespanManager(create_app(settings))
+@asynccontextmanager
+async def _client_of(url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """customer-api on the database at `url`, with its lifespan running, and a client of it with the dev key."""
+    app = create_app(Settings(environment="test", database_url=url, data_dir=tmp_path, access_log=False))
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {DEV_KEY}"}
+    async with LifespanManager(app), httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as c:
+        yield c
 
 
 async def test_widening_the_money_columns_keeps_every_stored_order(backend: str, tmp_path: Path) -> None:
     async with temporary_database(backend, "customer_api_migration", tmp_path) as url:
         await asyncio.to_thread(upgrade_database, ALEMBIC_INI, url)
-        headers = {"Authorization": f"Bearer {DEV_KEY}"}
-        async with await _served(url, tmp_path) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as client:
-                customer = (await create_customer(client))["id"]
-                lines = [{"sku": f"SKU-{i}", "quantity": "2.5", "unit_price": "19.99"} for i in range(3)]
-                stored = [
-                    (await client.post("/v1/purchases", json=order(customer, items=lines))).json() for _ in range(2)
-                ]
+        async with _client_of(url, tmp_path) as client:
+            customer = (await create_customer(client))["id"]
+            lines = [{"sku": f"SKU-{i}", "quantity": "2.5", "unit_price": "19.99"} for i in range(3)]
+            stored = [(await client.post("/v1/purchases", json=order(customer, items=lines))).json() for _ in range(2)]
         config = alembic_config(ALEMBIC_INI, url)
         await asyncio.to_thread(command.downgrade, config, BEFORE_WIDER_MONEY)
         await asyncio.to_thread(command.upgrade, config, "head")
-        async with await _served(url, tmp_path) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as client:
-                after = (await client.get(f"/v1/customers/{customer}/purchases")).json()["items"]
+        async with _client_of(url, tmp_path) as client:
+            after = (await client.get(f"/v1/customers/{customer}/purchases")).json()["items"]
         assert sorted(after, key=lambda p: p["order_id"]) == stored
         assert await schema_drift(url, all_metadata) == []
