@@ -56,17 +56,19 @@ async def list_cells(request: Request) -> list[dict[str, str]]:
         return [dict(row._mapping) for row in await session.execute(text("SELECT code, note FROM cells"))]
 
 
-# Statements that wait at most a moment: for a lock the test holds, or for themselves.
-BOUNDED = {
+# Transactions PostgreSQL stops for now: waiting too long for a lock the test holds or for themselves, or writing
+# where writes are not taken (as on a primary turned standby).
+TRANSIENT = {
     "lock": ("SET LOCAL lock_timeout = '100ms'", "LOCK TABLE cells IN ACCESS EXCLUSIVE MODE"),
     "sleep": ("SET LOCAL statement_timeout = '50ms'", "SELECT pg_sleep(2)"),
+    "read-only": ("SET TRANSACTION READ ONLY", "INSERT INTO cells (code) VALUES ('r')"),
 }
 
 
-@router.post("/v1/bounded/{case}")
-async def bounded(request: Request, case: Literal["lock", "sleep"]) -> dict[str, str]:
+@router.post("/v1/transient/{case}")
+async def transient(request: Request, case: Literal["lock", "sleep", "read-only"]) -> dict[str, str]:
     async with request.app.state.database.session_scope() as session:
-        for statement in BOUNDED[case]:
+        for statement in TRANSIENT[case]:
             await session.execute(text(statement))
     return {"done": case}
 
@@ -145,7 +147,7 @@ async def test_a_fault_of_the_service_is_a_500_not_a_503_to_retry(client: httpx.
     assert body["detail"] == "an unexpected error occurred" and "no_such_table" not in str(body)
 
 
-async def test_a_lock_or_a_statement_that_times_out_is_a_503_to_retry(
+async def test_a_lock_or_a_statement_that_times_out_or_a_read_only_database_is_a_503_to_retry(
     client: httpx.AsyncClient, database_url: str
 ) -> None:
     if not _postgresql(database_url):
@@ -154,14 +156,15 @@ async def test_a_lock_or_a_statement_that_times_out_is_a_503_to_retry(
     try:
         async with holder.transaction():
             await holder.execute("LOCK TABLE cells IN SHARE MODE")
-            locked = await client.post("/v1/bounded/lock")
-        slow = await client.post("/v1/bounded/sleep")
+            locked = await client.post("/v1/transient/lock")
+        slow = await client.post("/v1/transient/sleep")
+        read_only = await client.post("/v1/transient/read-only")
     finally:
         await holder.close()
-    for response in (locked, slow):
+    for response in (locked, slow, read_only):
         assert _problem(response, 503)["detail"] == "the database is not reachable; retry shortly"
         assert response.headers["retry-after"] == "1"
-    assert (await client.post("/v1/bounded/lock")).status_code == 200  # and the same request passes later
+    assert (await client.post("/v1/transient/lock")).status_code == 200  # and the same request passes later
 
 
 async def test_a_sqlite_file_that_cannot_be_opened_is_a_503(tmp_path: Path) -> None:

@@ -272,12 +272,16 @@ async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
 #: transaction rolled back by a serialization failure or a deadlock (40), insufficient resources (53), operator
 #: intervention such as a shutdown or a cancelled statement (57), and system errors (58).
 _UNAVAILABLE_CLASSES = frozenset({"08", "28", "3D", "40", "53", "57", "58"})
-_UNAVAILABLE_STATES = frozenset({"55P03", "55006"})  # a lock not available, an object in use
+#: A lock not available, an object in use, and a database that takes no writes for now (a primary turned standby in a
+#: failover, or one set read-only for maintenance).
+_UNAVAILABLE_STATES = frozenset({"55P03", "55006", "25006"})
 #: Classes of a value the database will not take: data exceptions (22: out of range, too long, not in the type's
 #: syntax) and program limits (54: an index row or a statement too large).
 _REFUSED_CLASSES = frozenset({"22", "54"})
 #: SQLite's result codes (extended ones, such as SQLITE_IOERR_WRITE, start with these) for the same two cases.
-_SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL", "SQLITE_NOMEM")
+_SQLITE_UNAVAILABLE = (
+    "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL", "SQLITE_NOMEM", "SQLITE_READONLY"
+)  # fmt: skip
 _SQLITE_REFUSED = ("SQLITE_TOOBIG",)
 
 
