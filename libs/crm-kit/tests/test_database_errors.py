@@ -18,8 +18,11 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from crm_kit.app import build_app
+from crm_kit.db import make_engine
+from crm_kit.errors import failure_text
 from crm_kit.settings import ServiceSettings
 from crm_kit.testing import BACKENDS, temporary_database
 
@@ -207,3 +210,18 @@ async def test_a_statement_prepared_before_a_migration_changed_its_table_is_a_50
     stale = await client.get("/v1/cells")
     assert _problem(stale, 503)["detail"] == "the database is not reachable; retry shortly"
     assert (await client.get("/v1/cells")).json() == [{"code": "abc", "note": ""}]
+
+
+async def test_a_failed_job_keeps_the_database_message_without_the_statement(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(DBAPIError) as caught:
+                await connection.execute(text("SELECT count(*) FROM no_such_table"))
+    finally:
+        await engine.dispose()
+    failure = failure_text(caught.value)
+    # PostgreSQL: relation "no_such_table" does not exist; SQLite: no such table: no_such_table
+    assert failure.split(": ", 1)[0] in {"ProgrammingError", "OperationalError"} and "no_such_table" in failure
+    assert "SELECT" not in failure and "sqlalche.me" not in failure
+    assert failure_text(ValueError("x" * 5000)) == "ValueError: " + "x" * 1988

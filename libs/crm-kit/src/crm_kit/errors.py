@@ -132,6 +132,13 @@ class ServiceUnavailable(ProblemError):
     status, title, slug = 503, "Service unavailable", "service-unavailable"
 
 
+def failure_text(exc: BaseException, limit: int = 2000) -> str:
+    """A failed background job's error, as it is stored and shown: the exception's type and message. A driver error
+    gives the database's own message, without the SQL statement and the link SQLAlchemy appends to it."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    return f"{type(exc).__name__}: {orig if orig is not None else exc}"[:limit]
+
+
 def problem_response(
     request: Request,
     *,

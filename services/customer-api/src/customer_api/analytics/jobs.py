@@ -21,6 +21,7 @@ from uuid_utils.compat import uuid7
 
 from crm_kit.background import running
 from crm_kit.db import Database, utcnow
+from crm_kit.errors import failure_text
 from customer_api.analytics.models import AnalyticsJob
 from customer_api.analytics.service import refresh_values
 from customer_api.config import Settings
@@ -88,8 +89,7 @@ async def run_one(database: Database, settings: Settings) -> bool:
         stats = await refresh_values(database, settings, as_of=job.as_of or utcnow(), progress=progress)
     except Exception as exc:
         log.exception("value_refresh_failed")
-        await _record(database, job.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
-                      finished_at=utcnow())  # fmt: skip
+        await _record(database, job.id, status="failed", error=failure_text(exc), finished_at=utcnow())
     else:
         await _record(database, job.id, status="succeeded", stats=stats, progress=1.0, finished_at=utcnow())
     return True

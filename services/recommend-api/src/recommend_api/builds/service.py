@@ -19,6 +19,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kit.db import Database, skip_locked, transaction_lock, utcnow
+from crm_kit.errors import failure_text
 from recommend_api.builds.models import ModelVersion
 from recommend_api.engine.data import Transactions
 from recommend_api.engine.evaluation import evaluate
@@ -155,7 +156,7 @@ async def run_build(database: Database, claim: Claim, *, heartbeat_seconds: floa
             await session.execute(
                 update(ModelVersion)
                 .where(ModelVersion.version == claim.version)
-                .values(status="failed", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}"[:2000])
+                .values(status="failed", finished_at=utcnow(), error=failure_text(exc))
             )
         raise
     finally:
