@@ -16,6 +16,7 @@ from customer_api.db import Base
 FeedSequence = BigInteger().with_variant(Integer(), "sqlite")
 
 LIVE = text("status = 'active'")
+MERGED = text("merged_into IS NOT NULL")
 
 
 class Customer(Base):
@@ -54,6 +55,9 @@ class Customer(Base):
         Index("uq_customers_live_phone", "phone", unique=True, sqlite_where=LIVE, postgresql_where=LIVE),
         Index("uq_customers_live_email", "email", unique=True, sqlite_where=LIVE, postgresql_where=LIVE),
         Index("uq_customers_live_card", "card_number", unique=True, sqlite_where=LIVE, postgresql_where=LIVE),
+        # A merge finds the tombstones that pointed at the absorbed profile, and every deleted row is checked for
+        # tombstones pointing at it: without an index, each is a scan of every customer.
+        Index("ix_customers_merged_into", "merged_into", sqlite_where=MERGED, postgresql_where=MERGED),
     )
 
 
