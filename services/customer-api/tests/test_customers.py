@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 import pytest
 from conftest import auth
+from fastapi import FastAPI
 from helpers import create_customer, next_phone, order
+from sqlalchemy import insert
+
+from customer_api.customers.models import Customer
 
 
 async def test_create_normalises_and_returns_etag_and_location(client: httpx.AsyncClient) -> None:
@@ -195,6 +200,26 @@ async def test_reassign_moves_every_customer_of_an_owner(client: httpx.AsyncClie
         "/v1/customers/reassign", json={"from_owner_id": "staff-leaving", "to_owner_id": "staff-new"}
     )
     assert again.json()["moved"] == 0
+
+
+async def test_reassign_moves_more_customers_than_one_statement_takes_parameters(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """A store's whole membership can belong to one manager. Sending the moved ids back as parameters stopped at
+    asyncpg's 32,767: PostgreSQL answered 503 'retry shortly', every time."""
+    many = 32_768 + 100
+    rows = [{"id": uuid.uuid4(), "type": "individual", "name": f"会员{i}", "owner_id": "store-17"} for i in range(many)]
+    async with app.state.database.session_scope() as session:
+        await session.execute(insert(Customer), rows)
+    response = await client.post(
+        "/v1/customers/reassign", json={"from_owner_id": "store-17", "to_owner_id": "store-18"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["moved"] == many
+    moved = (await client.get(f"/v1/customers/{rows[-1]['id']}")).json()
+    assert moved["owner_id"] == "store-18" and moved["version"] == 2
+    changes = (await client.get("/v1/feeds/customers", params={"limit": 1000})).json()["items"]
+    assert {e["type"] for e in changes} == {"updated"} and len(changes) == 1000
 
 
 async def test_merge_moves_history_and_leaves_a_tombstone(client: httpx.AsyncClient) -> None:
