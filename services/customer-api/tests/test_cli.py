@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from customer_api.cli import app as cli
+from customer_api.customers.models import Customer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -99,3 +103,24 @@ async def test_cdnow_demo_import_and_holdout_check(
         _run, ["clv-holdout", "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30"], env
     )
     assert "BG/NBD on 300 customers" in holdout and "total repeat purchase days in the holdout" in holdout
+
+
+async def test_import_purchases_of_more_cards_than_one_statement_takes_parameters(
+    app: FastAPI, database_url: str, tmp_path: Path
+) -> None:
+    """The import looked up every card number of the file in one statement, one parameter each: past asyncpg's
+    32,767 the command failed on PostgreSQL."""
+    many = 32_768 + 100
+    cards = [f"CARD-{i:06d}" for i in range(many)]
+    rows = [{"id": uuid.uuid4(), "type": "individual", "card_number": card} for card in cards]
+    async with app.state.database.session_scope() as session:
+        await session.execute(insert(Customer), rows)
+    header = "order_id,card_number,phone,purchased_at,channel,store_id,sku,name,category,quantity,unit_price\n"
+    lines = (
+        f"M-{i},{card},,2026-10-01T10:00:00+08:00,store,SH-1,6901,花生油,粮油,1,89.90\n" for i, card in enumerate(cards)
+    )
+    purchases_csv = tmp_path / "many.csv"
+    purchases_csv.write_text(header + "".join(lines), encoding="utf-8")
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert f"{many} imported, 0 already present, 0 rejected" in output

@@ -17,17 +17,14 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kit.cli import add_service_commands
 from crm_kit.db import Database
 from crm_kit.errors import ProblemError
 from crm_kit.phones import normalize_phone
 from customer_api.config import Settings
-from customer_api.customers.models import Customer
 from customer_api.customers.schemas import CustomerCreate
-from customer_api.customers.service import register_customers
+from customer_api.customers.service import live_ids, register_customers
 from customer_api.main import ALEMBIC_INI
 from customer_api.purchases.schemas import BulkRowResult
 from customer_api.purchases.service import import_purchases
@@ -159,13 +156,6 @@ def _orders(rows: list[dict[str, str]]) -> Iterator[tuple[int, dict[str, Any]]]:
         )
 
 
-async def _live_ids(session: AsyncSession, column: Any, values: set[str]) -> dict[str, uuid.UUID]:
-    if not values:
-        return {}
-    rows = await session.execute(select(column, Customer.id).where(column.in_(values), Customer.status == "active"))
-    return {value: customer_id for value, customer_id in rows}
-
-
 async def _resolve_customers(database: Database, orders: list[tuple[int, dict[str, Any]]], region: str) -> None:
     """Replace each order's customer reference (id, card number or phone) by a customer id."""
     cards = {o["customer_ref"]["card_number"] for _, o in orders if o["customer_ref"]["card_number"]}
@@ -178,8 +168,8 @@ async def _resolve_customers(database: Database, orders: list[tuple[int, dict[st
             except ProblemError:
                 phones[raw] = ""
     async with database.session_scope(read_only=True) as session:
-        by_card = await _live_ids(session, Customer.card_number, cards)
-        by_phone = await _live_ids(session, Customer.phone, {p for p in phones.values() if p})
+        by_card = await live_ids(session, "card_number", cards)
+        by_phone = await live_ids(session, "phone", (p for p in phones.values() if p))
     for _, o in orders:
         ref = o.pop("customer_ref")
         customer_id: Any = ref["customer_id"]
