@@ -303,15 +303,12 @@ async def _on_database(request: Request, exc: Exception) -> JSONResponse:
     will not store is the request's fault, a 422; anything else is a fault of the service, a 500, so that no client
     retries what will fail again. An error without a code is the driver losing the database: a 503."""
     code = _database_code(exc)
+    # PostgreSQL's codes are five characters, SQLite's names start SQLITE_: one test never matches the other's.
     if code is None or code[:2] in _UNAVAILABLE_CLASSES or code in _UNAVAILABLE_STATES:
         return await _on_unavailable(request, exc)
-    if code.startswith("SQLITE_"):
-        if code.startswith(_SQLITE_UNAVAILABLE):
-            return await _on_unavailable(request, exc)
-        refused = code.startswith(_SQLITE_REFUSED)
-    else:
-        refused = code[:2] in _REFUSED_CLASSES
-    if not refused:
+    if code.startswith(_SQLITE_UNAVAILABLE):
+        return await _on_unavailable(request, exc)
+    if not (code[:2] in _REFUSED_CLASSES or code.startswith(_SQLITE_REFUSED)):
         return await _on_unexpected(request, exc)
     log.warning("database_refused_value", sqlstate=code)
     return problem_response(
