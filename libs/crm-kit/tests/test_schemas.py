@@ -12,11 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from crm_kit.schemas import Day, DecimalText, Flag, Omittable, Timestamp
+from crm_kit.schemas import Day, DecimalText, Flag, Omittable, Timestamp, Whole
 
 ADAPTER: TypeAdapter[dt.datetime] = TypeAdapter(Timestamp)
 DAY: TypeAdapter[dt.date] = TypeAdapter(Day)
 FLAG: TypeAdapter[bool] = TypeAdapter(Flag)
+WHOLE: TypeAdapter[int] = TypeAdapter(Whole)
 
 
 def test_a_timestamp_keeps_the_offset_it_was_sent_with() -> None:
@@ -61,6 +62,13 @@ def test_a_flag_is_true_or_false_only(value: object) -> None:
     with pytest.raises(ValidationError):
         FLAG.validate_python(value)
     assert FLAG.validate_python(True) is True and FLAG.validate_python(False) is False
+
+
+@pytest.mark.parametrize("value", [True, False, "3", 2.0, 2.5, None])
+def test_a_whole_number_is_a_json_integer_only(value: object) -> None:
+    with pytest.raises(ValidationError):
+        WHOLE.validate_python(value)
+    assert WHOLE.validate_python(3) == 3
 
 
 class _Line(BaseModel):

@@ -172,6 +172,31 @@ async def test_restricted_customers_never_appear_in_analytics(client: httpx.Asyn
     assert sum(s["customers"] for s in (await client.get("/v1/analytics/segments")).json()["segments"]) == 9
 
 
+async def test_a_merge_that_brings_a_restriction_or_a_withdrawal_takes_the_survivor_out_of_profiling(
+    client: httpx.AsyncClient,
+) -> None:
+    ids = await _populate(client)
+    await _refresh(client)
+    withdrawn = await create_customer(client, name="顾客F(重复)")
+    consent = {"consents": {"profiling": {"status": "withdrawn"}}}
+    assert (await client.patch(f"/v1/customers/{withdrawn['id']}", json=consent)).status_code == 200
+    for duplicate, target in ((ids["L"], ids["A"]), (withdrawn["id"], ids["F"])):
+        merged = await client.post(f"/v1/customers/{duplicate}/merge", json={"target_id": target})
+        assert merged.status_code == 200, merged.text
+    a_value = (await client.get(f"/v1/customers/{ids['A']}/value")).json()
+    assert a_value["profiled"] is False and a_value["excluded_reason"] == "restricted"
+    f_value = (await client.get(f"/v1/customers/{ids['F']}/value")).json()
+    assert f_value["profiled"] is False and f_value["excluded_reason"] == "profiling_consent_withdrawn"
+    assert sum(s["customers"] for s in (await client.get("/v1/analytics/segments")).json()["segments"]) == 8
+    # Followers of the feed are told, on the survivor's own id, as after a PATCH.
+    feed = (await client.get("/v1/feeds/customers", params={"limit": 1000})).json()["items"]
+    survivors = [(e["customer_id"], e["type"], e["data"]) for e in feed if e["customer_id"] in (ids["A"], ids["F"])]
+    assert (ids["A"], "restricted", {}) in survivors
+    assert (ids["F"], "consent_changed", {"profiling": "withdrawn"}) in survivors
+    assert (ids["A"], "consent_changed") not in [(c, t) for c, t, _ in survivors]
+    assert (ids["F"], "restricted") not in [(c, t) for c, t, _ in survivors]
+
+
 async def test_churn_risk_lists_valuable_customers_slipping_away_with_reasons(client: httpx.AsyncClient) -> None:
     ids = await _populate(client)
     await _refresh(client)

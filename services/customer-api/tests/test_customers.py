@@ -222,6 +222,18 @@ async def test_reassign_moves_more_customers_than_one_statement_takes_parameters
     assert {e["type"] for e in changes} == {"updated"} and len(changes) == 1000
 
 
+async def test_an_empty_phone_or_email_is_none_and_collides_with_nothing(client: httpx.AsyncClient) -> None:
+    for blank in ("", "   ", ""):
+        response = await client.post("/v1/customers", json={"name": "表单客户", "phone": blank, "email": blank})
+        assert response.status_code == 201, response.text
+        assert (response.json()["phone"], response.json()["email"]) == (None, None)
+    with_phone = await create_customer(client)
+    url = f"/v1/customers/{with_phone['id']}"
+    cleared = await client.patch(url, json={"phone": "", "email": " "})
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["phone"], cleared.json()["email"]) == (None, None)
+
+
 async def test_merge_moves_history_and_leaves_a_tombstone(client: httpx.AsyncClient) -> None:
     target = await create_customer(client, name="刘洋", tags=["会员"])
     duplicate = await create_customer(
@@ -256,6 +268,34 @@ async def test_merge_moves_history_and_leaves_a_tombstone(client: httpx.AsyncCli
         {"type": e["type"], "data": e["data"]} for e in feed if e["customer_id"] == duplicate["id"]
     ]
     assert "刘洋" not in str(feed) and "liu.yang" not in str(feed)
+
+
+async def test_a_signup_retried_after_its_profile_was_merged_or_erased_creates_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    target = await create_customer(client, name="冯静")
+    signups = {}
+    for key in ("signup-merged-0001", "signup-erased-0001"):
+        body = {"name": "冯静(重复)", "phone": "139" + key[-4:] + ("1111" if "merged" in key else "2222")}
+        first = await client.post("/v1/customers", json=body, headers={"Idempotency-Key": key})
+        assert first.status_code == 201, first.text
+        signups[key] = (body, first.json()["id"])
+    merged_body, merged_id = signups["signup-merged-0001"]
+    erased_body, erased_id = signups["signup-erased-0001"]
+    assert (await client.post(f"/v1/customers/{merged_id}/merge", json={"target_id": target["id"]})).status_code == 200
+    assert (await client.delete(f"/v1/customers/{erased_id}")).status_code == 204
+
+    retried = await client.post("/v1/customers", json=merged_body, headers={"Idempotency-Key": "signup-merged-0001"})
+    assert retried.status_code == 409 and retried.headers["location"] == f"/v1/customers/{merged_id}"
+    assert (await client.get(retried.headers["location"])).headers["location"] == f"/v1/customers/{target['id']}"
+    retried = await client.post("/v1/customers", json=erased_body, headers={"Idempotency-Key": "signup-erased-0001"})
+    assert retried.status_code == 410 and "冯静" not in retried.text
+    assert [c["id"] for c in (await client.get("/v1/customers", params={"q": "冯静"})).json()["items"]] == [
+        target["id"]
+    ]
+    # The key still guards its own body only.
+    other = await client.post("/v1/customers", json={"name": "别人"}, headers={"Idempotency-Key": "signup-erased-0001"})
+    assert other.status_code == 422
 
 
 async def test_merge_rejects_self_and_unknown_targets(client: httpx.AsyncClient) -> None:

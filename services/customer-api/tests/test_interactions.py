@@ -51,6 +51,20 @@ async def test_a_source_record_is_stored_once_however_often_it_is_sent(client: h
     assert len((await client.get(url)).json()["items"]) == 1
 
 
+async def test_a_source_record_is_neither_shown_to_nor_changed_by_another_request(client: httpx.AsyncClient) -> None:
+    a, b = await create_customer(client), await create_customer(client)
+    body = {"kind": "survey", "score": 5, "note": "A 的评价", "source": "survey-app", "external_id": "S-0042"}
+    assert (await client.post(f"/v1/customers/{a['id']}/interactions", json=body)).status_code == 201
+    for who, sent in ((b, body), (b, {**body, "note": "B 的评价", "score": 2}), (a, {**body, "score": 1})):
+        response = await client.post(f"/v1/customers/{who['id']}/interactions", json=sent)
+        assert response.status_code == 409, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "A 的评价" not in response.text and (who is a or a["id"] not in response.text)
+    assert (await client.get(f"/v1/customers/{b['id']}/interactions")).json()["items"] == []
+    stored = (await client.get(f"/v1/customers/{a['id']}/interactions")).json()["items"]
+    assert [(i["score"], i["note"]) for i in stored] == [(5, "A 的评价")]
+
+
 async def test_idempotency_key_replays_and_rejects_a_different_body(client: httpx.AsyncClient) -> None:
     customer = await create_customer(client)
     url = f"/v1/customers/{customer['id']}/interactions"

@@ -24,6 +24,17 @@ async def test_record_an_order_with_lines(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v1/purchases/A-1")).json() == body
 
 
+async def test_an_order_id_with_slashes_and_marks_is_found_at_its_location(client: httpx.AsyncClient) -> None:
+    customer = await create_customer(client)
+    order_id = "POS/2026/11#0001?a b"
+    response = await client.post("/v1/purchases", json=order(customer["id"], order_id=order_id), headers=auth("pos"))
+    assert response.status_code == 201, response.text
+    location = response.headers["location"]
+    assert location == "/v1/purchases/POS%2F2026%2F11%230001%3Fa%20b"
+    assert (await client.get(location)).json() == response.json()
+    assert (await client.get("/v1/purchases/POS/2026/11%230001%3Fa%20b")).json()["order_id"] == order_id
+
+
 async def test_same_order_again_is_the_stored_one_and_another_body_conflicts(client: httpx.AsyncClient) -> None:
     customer = await create_customer(client)
     first = await client.post("/v1/purchases", json=order(customer["id"], order_id="A-2"))
@@ -145,7 +156,9 @@ async def test_customer_history_filters_by_time_and_pages(client: httpx.AsyncCli
         )
     url = f"/v1/customers/{customer['id']}/purchases"
     window = await client.get(url, params={"since": "2026-09-03T00:00:00Z", "until": "2026-09-06T00:00:00Z"})
-    for bound in ({"since": "0001-01-01T00:00:00+00:01"}, {"until": "9999-12-31T23:59:59-23:59"}, {"since": "0"}):
+    backwards = {"since": "2026-09-06T00:00:00Z", "until": "2026-09-03T00:00:00Z"}
+    for bound in ({"since": "0001-01-01T00:00:00+00:01"}, {"until": "9999-12-31T23:59:59-23:59"}, {"since": "0"},
+                  backwards):  # fmt: skip
         refused = await client.get(url, params=bound)
         assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
     assert [p["order_id"] for p in window.json()["items"]] == ["H-5", "H-4", "H-3"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.sql.expression import FromClause, Select
 from sqlalchemy.types import TypeDecorator
 
@@ -163,16 +164,23 @@ async def insert_ignore(session: AsyncSession, table: Table | FromClause, rows: 
 
 
 async def upsert(
-    session: AsyncSession, table: Table | FromClause, rows: list[dict[str, Any]], *, key: list[str]
+    session: AsyncSession,
+    table: Table | FromClause,
+    rows: list[dict[str, Any]],
+    *,
+    key: list[str],
+    update: Callable[[ReadOnlyColumnCollection[str, Any]], Mapping[str, Any]] | None = None,
 ) -> None:
     """`INSERT … ON CONFLICT (key) DO UPDATE`: new rows are added, present ones take the new values (as
-    `insert_ignore`, one statement with the rows as its parameters)."""
+    `insert_ignore`, one statement with the rows as its parameters). `update` gives the SET clause instead, from
+    the row that was proposed (`excluded`), for a present row that keeps some of its values."""
     if not rows:
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(cast(Table, table))
     columns = [c for c in rows[0] if c not in key]
-    upserting = statement.on_conflict_do_update(index_elements=key, set_={c: statement.excluded[c] for c in columns})
+    set_ = update(statement.excluded) if update else {c: statement.excluded[c] for c in columns}
+    upserting = statement.on_conflict_do_update(index_elements=key, set_=set_)
     await session.execute(upserting, rows)
 
 

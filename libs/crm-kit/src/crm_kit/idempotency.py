@@ -3,6 +3,8 @@
 The first request with a key reserves it in the same transaction as the create and stores the
 response; a retry with the same key and body gets that response again (`Idempotent-Replayed: true`);
 the same key with another body is a 422. A failed request stores nothing, so its retry runs afresh.
+A response forgotten since (its person erased, its profile merged away) is not replayed, and the request is not
+carried out again: a retry is a 410 (erased) or a 409 (merged: `Location` leads to the surviving profile).
 Two racing requests with one key: the second waits on the key's row and then replays the first.
 """
 
@@ -14,13 +16,13 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Header, Request, Response
-from sqlalchemy import Column, Integer, LargeBinary, String, Table, delete, insert, select, update
+from sqlalchemy import Column, Integer, LargeBinary, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kit.auth import Principal, current_principal
 from crm_kit.db import JSONType, SessionDep, UTCDateTime, new_metadata, utcnow
-from crm_kit.errors import Conflict, Unprocessable
+from crm_kit.errors import Conflict, Gone, Unprocessable
 
 kit_metadata = new_metadata()
 
@@ -56,8 +58,9 @@ class Idempotency:
         self.key = key
         self.fingerprint = print_
 
-    async def execute(self, produce: Callable[[], Awaitable[Response]]) -> Response:
-        """Run `produce` once per key; replay its response for retries."""
+    async def execute(self, produce: Callable[[], Awaitable[Response]], *, resource: str | None = None) -> Response:
+        """Run `produce` once per key; replay its response for retries. The response is about `resource` (by
+        default the `Location` it answers with), so that `forget_responses` on that path forgets it."""
         if self.key is None:
             return await produce()
         stored = await self._load()
@@ -87,7 +90,7 @@ class Idempotency:
                 status_code=response.status_code,
                 response_body=bytes(response.body),
                 response_headers=headers,
-                resource=response.headers.get("location"),
+                resource=resource or response.headers.get("location"),
             )
         )
         return response
@@ -106,6 +109,14 @@ class Idempotency:
             raise Unprocessable("this Idempotency-Key was used with a different request body", field="Idempotency-Key")
         if stored["status_code"] is None:
             raise Conflict("a request with this Idempotency-Key is in progress; retry")
+        if stored["response_body"] is None:
+            if stored["status_code"] == Gone.status:
+                raise Gone("this request was carried out before, and what it created has since been erased")
+            raise Conflict(
+                "this request was carried out before, and what it created has since been merged into another "
+                "profile (Location leads to it)",
+                headers={"Location": stored["resource"]},
+            )
         headers = dict(stored["response_headers"] or {})
         headers["Idempotent-Replayed"] = "true"
         return Response(stored["response_body"], status_code=stored["status_code"], headers=headers)
@@ -132,8 +143,11 @@ async def _idempotency(
 IdempotencyDep = Annotated[Idempotency, Depends(_idempotency)]
 
 
-async def forget_responses(session: AsyncSession, resource_prefix: str) -> None:
-    """Delete stored responses about resources under a path (PIPL erasure)."""
+async def forget_responses(session: AsyncSession, resource_prefix: str, *, erased: bool) -> None:
+    """Forget stored responses about resources under a path (`erased`: a PIPL erasure, else a merge): the body and
+    headers go, the key stays, so that a retry is refused (410 or 409) rather than carried out again."""
     await session.execute(
-        delete(idempotency_keys).where(idempotency_keys.c.resource.startswith(resource_prefix, autoescape=True))
+        update(idempotency_keys)
+        .where(idempotency_keys.c.resource.startswith(resource_prefix, autoescape=True))
+        .values(status_code=Gone.status if erased else Conflict.status, response_body=None, response_headers=None)
     )

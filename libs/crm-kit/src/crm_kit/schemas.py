@@ -78,6 +78,8 @@ Timestamp = Annotated[
 Day = Annotated[dt.date, BeforeValidator(_written_out)]
 #: A body's true or false; pydantic would also take 0, 1, "yes" or "off".
 Flag = Annotated[bool, Strict()]
+#: A body's whole number; pydantic would also take true (as 1), "3" or 2.0.
+Whole = Annotated[int, Strict()]
 
 
 class DecimalText:

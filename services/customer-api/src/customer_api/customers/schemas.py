@@ -18,6 +18,24 @@ Tier = Literal["gold", "silver", "bronze", "regular"]
 ConsentStatus = Literal["granted", "withdrawn"]
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+def _blank_is_none(value: str | None) -> str | None:
+    return value or None
+
+
+# A form's empty field ("" or spaces) means "not given": stored as null, never as a phone or email of its own that
+# a second customer would then collide with.
+Phone = Annotated[
+    Annotated[str, StringConstraints(max_length=32)] | None,
+    AfterValidator(_blank_is_none),
+    Field(description="Any common format; mainland numbers as typed (13812345678). Stored as E.164; empty is none."),
+]
+Email = Annotated[
+    Annotated[str, StringConstraints(max_length=254)] | None,
+    AfterValidator(_blank_is_none),
+    Field(description="Empty is none"),
+]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 OwnerId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 CardNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,32}$")]
@@ -60,10 +78,8 @@ Birthday = Annotated[Day, AfterValidator(_birthday_in_past), Documented(pattern=
 class CustomerCreate(RequestModel):
     type: CustomerType = "individual"
     name: Name
-    phone: Annotated[str, StringConstraints(max_length=32)] | None = Field(
-        None, description="Any common format; mainland numbers as typed (13812345678). Stored as E.164."
-    )
-    email: Annotated[str, StringConstraints(max_length=254)] | None = None
+    phone: Phone = None
+    email: Email = None
     gender: Gender | None = None
     birthday: Birthday | None = None
     address: Address | None = None
@@ -106,8 +122,8 @@ class CustomerUpdate(RequestModel):
 
     type: Omittable[CustomerType] = None
     name: Omittable[Name] = None
-    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
-    email: Annotated[str, StringConstraints(max_length=254)] | None = None
+    phone: Phone = None
+    email: Email = None
     gender: Gender | None = None
     birthday: Birthday | None = None
     address: Address | None = None

@@ -239,11 +239,18 @@ def _column_defaults() -> dict[str, Any]:
     }
 
 
-async def get_customer(session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False) -> Customer:
-    """A live profile; a merged id raises `CustomerMoved`, an erased one is gone."""
-    customer = await session.get(
-        Customer, customer_id, with_for_update=for_update or None, populate_existing=for_update
-    )
+# PostgreSQL's FOR KEY SHARE: taken by writes that add rows under a profile (orders, contact notes). It lets them
+# run side by side and waits for a merge or an erasure (FOR UPDATE) of the profile, which waits for them in turn.
+KEY_SHARE = {"read": True, "key_share": True}
+
+
+async def get_customer(
+    session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False, key_share: bool = False
+) -> Customer:
+    """A live profile; a merged id raises `CustomerMoved`, an erased one is gone. `for_update` locks it for a change
+    of the profile itself, `key_share` for rows added under it."""
+    lock = True if for_update else KEY_SHARE if key_share else None
+    customer = await session.get(Customer, customer_id, with_for_update=lock, populate_existing=lock is not None)
     return _live(customer_id, customer)
 
 
@@ -269,9 +276,11 @@ def _live(customer_id: uuid.UUID, customer: _T | None) -> _T:
 
 
 async def resolve_customer_id(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
-    """The live profile a (possibly merged) id stands for, for writes that follow merges."""
+    """The live profile a (possibly merged) id stands for, for writes that follow merges. The profile stays locked
+    against a merge or an erasure until the write commits: a row added under it in the meantime would be left on
+    the tombstone, or keep the words of an erased person."""
     try:
-        return (await get_customer(session, customer_id)).id
+        return (await get_customer(session, customer_id, key_share=True)).id
     except CustomerMoved as moved:
         return await resolve_customer_id(session, moved.merged_into)
 
@@ -359,6 +368,10 @@ async def merge_customers(session: AsyncSession, *, duplicate_id: uuid.UUID, tar
         if purpose not in consents or consent["updated_at"] >= consents[purpose]["updated_at"]:
             consents[purpose] = consent
 
+    statuses = {p: c["status"] for p, c in consents.items()}
+    consent_changed = statuses != {p: c["status"] for p, c in target.consents.items()}
+    newly_restricted = duplicate.restricted and not target.restricted
+
     now = utcnow()
     duplicate.status = "merged"
     duplicate.merged_into = target.id
@@ -369,23 +382,30 @@ async def merge_customers(session: AsyncSession, *, duplicate_id: uuid.UUID, tar
     for field, value in carried.items():
         setattr(target, field, value)
     target.tags, target.attributes, target.consents = tags, attributes, consents
-    target.restricted = target.restricted or duplicate.restricted
+    if newly_restricted:
+        target.restricted, target.restricted_at = True, duplicate.restricted_at
     target.updated_at = now
     await session.flush()
+    if not profiling_allowed(target.restricted, target.consents):
+        await _leave_profiling(session, target)
 
     await session.execute(update(Purchase).where(Purchase.customer_id == duplicate.id).values(customer_id=target.id))
     await session.execute(
         update(Interaction).where(Interaction.customer_id == duplicate.id).values(customer_id=target.id)
     )
     await session.execute(update(Customer).where(Customer.merged_into == duplicate.id).values(merged_into=target.id))
-    await forget_responses(session, f"/v1/customers/{duplicate.id}")
+    await forget_responses(session, f"/v1/customers/{duplicate.id}", erased=False)
     await record_event(session, duplicate.id, "merged", {"merged_into": str(target.id)})
-    await record_event(
-        session,
-        target.id,
-        "updated",
-        {"fields": sorted({*carried, "tags", "attributes"}), "absorbed": str(duplicate.id)},
-    )
+    fields = {*carried, "tags", "attributes"}
+    fields |= {"consents"} if consent_changed else set()
+    fields |= {"restricted"} if newly_restricted else set()
+    await record_event(session, target.id, "updated", {"fields": sorted(fields), "absorbed": str(duplicate.id)})
+    # The survivor's own consent and restriction events, as a PATCH would write them: followers of the feed
+    # (recommend-api's personal lists) learn that the merged profile may no longer be used.
+    if consent_changed:
+        await record_event(session, target.id, "consent_changed", statuses)
+    if newly_restricted:
+        await record_event(session, target.id, "restricted", {})
     return target
 
 
@@ -426,7 +446,7 @@ async def erase_customer(session: AsyncSession, *, customer_id: uuid.UUID) -> No
     await session.execute(
         update(Interaction).where(Interaction.customer_id == customer.id).values(subject=None, note=None)
     )
-    await forget_responses(session, f"/v1/customers/{customer.id}")
+    await forget_responses(session, f"/v1/customers/{customer.id}", erased=True)
     await record_event(session, customer.id, "erased", {})
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from crm_kit.db import utcnow
+from crm_kit.errors import Conflict
 from customer_api.customers.service import resolve_customer_id
 from customer_api.interactions.models import Interaction
 from customer_api.interactions.schemas import InteractionCreate
@@ -22,6 +23,24 @@ async def _by_source(session: AsyncSession, source: str, external_id: str) -> In
     return (await session.execute(query)).scalar_one_or_none()
 
 
+def _retried(existing: Interaction, customer_id: uuid.UUID, data: InteractionCreate) -> Interaction:
+    """The stored entry of a source record sent again: only for the same customer and the same content, since
+    another customer's entry is theirs to see, and a changed record is not the one stored."""
+    if existing.customer_id != customer_id:
+        raise Conflict(
+            f"{data.source} record {data.external_id} is already in another customer's contact history",
+            field="external_id",
+        )
+    sent = data.model_dump(exclude={"occurred_at"})
+    if any(getattr(existing, field) != value for field, value in sent.items()) or (
+        data.occurred_at is not None and existing.occurred_at != data.occurred_at
+    ):
+        raise Conflict(
+            f"{data.source} record {data.external_id} is already recorded with other content", field="external_id"
+        )
+    return existing
+
+
 async def record_interaction(
     session: AsyncSession, *, customer_id: uuid.UUID, data: InteractionCreate
 ) -> tuple[Interaction, bool]:
@@ -30,7 +49,7 @@ async def record_interaction(
     if data.source and data.external_id:
         existing = await _by_source(session, data.source, data.external_id)
         if existing is not None:
-            return existing, False
+            return _retried(existing, live_id, data), False
     now = utcnow()
     interaction = Interaction(
         id=uuid7(),
@@ -48,7 +67,7 @@ async def record_interaction(
         existing = await _by_source(session, data.source or "", data.external_id or "")
         if existing is None:
             raise
-        return existing, False
+        return _retried(existing, live_id, data), False
     return interaction, True
 
 

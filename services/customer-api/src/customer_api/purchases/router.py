@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
@@ -25,7 +26,8 @@ PurchasesReader = Annotated[Principal, require("purchases:read")]
 
 def _render(purchase: object, *, status_code: int) -> Response:
     body = PurchaseRead.model_validate(purchase)
-    return model_response(body, status_code=status_code, headers={"Location": f"/v1/purchases/{body.order_id}"})
+    location = f"/v1/purchases/{quote(body.order_id, safe='')}"  # an order system's ids may hold '/', '#', '?'
+    return model_response(body, status_code=status_code, headers={"Location": location})
 
 
 @router.post(
@@ -62,7 +64,7 @@ async def import_purchases(request: Request, body: BulkPurchases, session: Sessi
 
 
 @router.get(
-    "/v1/purchases/{order_id}",
+    "/v1/purchases/{order_id:path}",
     response_model=PurchaseRead,
     summary="Read one order",
     description="The order as stored, by the order system's `order_id`, with its line items and total. "
@@ -90,6 +92,8 @@ async def customer_purchases(
     since: Annotated[Timestamp | None, Query()] = None,
     until: Annotated[Timestamp | None, Query()] = None,
 ) -> Response:
+    if since is not None and until is not None and since >= until:
+        raise Unprocessable("'since' must be before 'until'", field="since")
     customer = await get_customer(session, customer_id)
     rows = await service.customer_purchases(
         session,

@@ -115,9 +115,9 @@ async def _customer_targets(session: AsyncSession, ids: Iterable[uuid.UUID]) -> 
     pending = set(ids)
     while pending:
         batch = list(pending)[:CHUNK]
-        rows = await session.execute(
-            select(Customer.id, Customer.status, Customer.merged_into).where(Customer.id.in_(batch))
-        )
+        # Locked as `resolve_customer_id` locks one profile, in id order as a merge locks its two.
+        query = select(Customer.id, Customer.status, Customer.merged_into).where(Customer.id.in_(batch))
+        rows = await session.execute(query.order_by(Customer.id).with_for_update(read=True, key_share=True))
         for row in rows:
             status[row.id] = (row.status, row.merged_into)
         pending -= set(batch)
