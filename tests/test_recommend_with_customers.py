@@ -146,3 +146,42 @@ def test_recommendations_follow_purchases_erasure_and_merges(
     merged = recommendations.get(f"/v1/customers/{twin}/recommendations").json()
     assert merged["customer_id"] == regular
     assert eggs in {i["sku"] for i in merged["items"] if i["reason"] == "repeat"}
+
+
+def test_a_merge_rebuilds_by_itself_and_a_restricted_twin_keeps_the_survivor_private(
+    customers: httpx.Client, recommendations: httpx.Client
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    tea, cake, soap = (f"{s}-{tag}" for s in ("TEA", "CAKE", "SOAP"))
+    keeper, twin, private = (
+        customers.post("/v1/customers", json={"name": name, "phone": _phone()}).json()["id"]
+        for name in ("老顾客", "老顾客(重复)", "老顾客(另一个)")
+    )
+    start = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    orders = [_order(keeper, [tea], start + dt.timedelta(days=d)) for d in range(3)]
+    orders += [_order(twin, [cake], start + dt.timedelta(days=d)) for d in (4, 5)]
+    orders += [_order(private, [soap], start + dt.timedelta(days=d)) for d in (6, 7)]
+    assert customers.post("/v1/purchases/bulk", json={"purchases": orders}).json()["created"] == len(orders)
+    recommendations.post("/v1/sync")
+    before = _build(recommendations)
+
+    def repeats() -> dict[str, Any]:
+        body = recommendations.get(f"/v1/customers/{keeper}/recommendations").json()
+        return {i["sku"]: i for i in body["items"] if i["reason"] == "repeat"}
+
+    assert tea in repeats() and cake not in repeats()
+    assert customers.post(f"/v1/customers/{twin}/merge", json={"target_id": keeper}).status_code == 200
+    recommendations.post("/v1/sync")
+    # No build asked for: the merge queued one, which combines the two histories.
+    newer = wait_for(
+        lambda: cake in repeats() and recommendations.get("/v1/models/current").json()["version"], "a rebuild"
+    )
+    assert {recommendations.get(f"/v1/models/{v}").json()["reason"] for v in range(before + 1, newer + 1)} == {"merge"}
+    assert repeats()[cake]["times_bought"] == 2
+
+    # A twin who asked not to be profiled: the merged profile may not be used for personal lists any more.
+    assert customers.patch(f"/v1/customers/{private}", json={"restricted": True}).status_code == 200
+    assert customers.post(f"/v1/customers/{private}/merge", json={"target_id": keeper}).status_code == 200
+    recommendations.post("/v1/sync")
+    body = recommendations.get(f"/v1/customers/{keeper}/recommendations").json()
+    assert body["personalised"] is False and {i["reason"] for i in body["items"]} == {"popular"}

@@ -11,6 +11,9 @@ from asgi_lifespan import LifespanManager
 from conftest import add_baskets, auth, build_model, customer
 from fastapi import FastAPI
 
+from crm_kit.db import Database, utcnow
+from recommend_api.builds.models import ModelVersion
+from recommend_api.builds.service import request_build
 from recommend_api.config import Settings
 from recommend_api.main import create_app
 
@@ -165,6 +168,39 @@ async def test_a_build_request_while_one_is_pending_returns_it(client: httpx.Asy
     keyed = {"Idempotency-Key": "build-once-0001"}
     again = [(await client.post("/v1/models", json={}, headers=keyed)).json()["version"] for _ in range(2)]
     assert again[0] == again[1]
+
+
+async def test_a_change_to_the_history_waits_for_no_build_that_already_read_it(app: FastAPI) -> None:
+    database: Database = app.state.database
+    async with database.sessions() as session:  # never committed: the build worker sees none of it
+        running = ModelVersion(status="building", reason="requested", requested_at=utcnow(), heartbeat_at=utcnow())
+        session.add(running)
+        await session.flush()
+        joined, queued = await request_build(session, reason="requested")
+        assert (joined.version, queued) == (running.version, False)
+        fresh, queued = await request_build(session, reason="erasure", fresh=True)
+        assert fresh.version > running.version and queued and fresh.status == "queued"
+        # A build still queued has read nothing yet: it serves the next erasure or merge too.
+        again, queued = await request_build(session, reason="merge", fresh=True)
+        assert (again.version, queued) == (fresh.version, False)
+        await session.rollback()
+
+
+async def test_a_cart_with_an_item_twice_gets_what_it_gets_with_it_once(client: httpx.AsyncClient, model: int) -> None:
+    once = (await client.post("/v1/baskets/complete", json={"items": ["A", "D"], "limit": 5})).json()
+    for cart in (["A", "A", "A", "D"], ["A", "D", "D", "D"]):
+        twice = (await client.post("/v1/baskets/complete", json={"items": cart, "limit": 5})).json()
+        assert twice["items"] == once["items"]
+
+
+async def test_an_item_whose_sku_holds_a_slash_has_its_related_items(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await add_baskets(app, [(1, ["MILK/500ML", "BREAD"]), (2, ["MILK/500ML", "BREAD"]), (3, ["EGGS"])])
+    await build_model(client)
+    for path in ("/v1/items/MILK/500ML/related", "/v1/items/MILK%2F500ML/related"):
+        response = await client.get(path)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["sku"] == "MILK/500ML" and [r["consequent"] for r in body["items"]] == ["BREAD"]
 
 
 async def test_build_stores_an_evaluation(client: httpx.AsyncClient, app: FastAPI) -> None:

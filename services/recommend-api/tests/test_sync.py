@@ -16,16 +16,20 @@ from sqlalchemy import func, select
 
 from crm_kit.db import Database
 from recommend_api.sync.audience import refresh_audience
-from recommend_api.sync.models import PurchaseLine
-from recommend_api.sync.service import apply_customer_events, apply_purchases
+from recommend_api.sync.models import Item, PurchaseLine
+from recommend_api.sync.service import SyncResult, apply_customer_events, apply_purchases
 
 
-def order(order_id: str, who: uuid.UUID, skus: list[str], day: int = 1, sequence: int = 1) -> dict[str, Any]:
+def order(
+    order_id: str, who: uuid.UUID, skus: list[str], day: int = 1, sequence: int = 1, *,
+    categories: dict[str, str | None] | None = None, names: dict[str, str | None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     return {
         "sequence": sequence, "order_id": order_id, "customer_id": str(who),
         "purchased_at": f"2026-10-{day:02d}T08:00:00+00:00",
-        "items": [{"line_no": n, "sku": s, "name": f"商品{s}", "category": None, "quantity": "1", "unit_price": "1.00",
-                   "amount": "1.00"} for n, s in enumerate(skus, start=1)],
+        "items": [{"line_no": n, "sku": s, "name": (names or {}).get(s, f"商品{s}"),
+                   "category": (categories or {}).get(s), "quantity": "1", "unit_price": "1.00", "amount": "1.00"}
+                  for n, s in enumerate(skus, start=1)],
     }  # fmt: skip
 
 
@@ -37,15 +41,15 @@ async def _apply(
     app: FastAPI, *, orders: list[dict[str, Any]] | None = None, events: list[dict[str, Any]] | None = None
 ) -> set[uuid.UUID]:
     database: Database = app.state.database
-    erased: set[uuid.UUID] = set()
+    result = SyncResult()
     async with database.session_scope() as session:
         if events:
-            await apply_customer_events(session, events, erased)
+            await apply_customer_events(session, events, result)
         if orders:
             await apply_purchases(session, orders)
     async with database.session_scope(read_only=True) as session:
         await refresh_audience(session, app.state.audience)
-    return erased
+    return result.erased
 
 
 async def _lines(app: FastAPI, who: uuid.UUID | None = None) -> int:
@@ -74,6 +78,29 @@ async def test_a_merge_combines_histories_and_later_lines_follow(app: FastAPI, c
     body = (await client.get(f"/v1/customers/{old}/recommendations")).json()
     assert body["customer_id"] == str(survivor) and body["personalised"] is True
     assert {"A", "B", "C"} <= {i["sku"] for i in body["items"] if i["reason"] == "repeat"}
+
+
+async def test_an_item_keeps_its_latest_known_name_and_category(app: FastAPI, client: httpx.AsyncClient) -> None:
+    buyer, other = customer(41), customer(42)
+    dairy = {"MILK": "乳品", "YOGURT": "乳品", "BREAD": "早餐"}
+    # In one page, out of time order: the newer line names MILK anew but gives no category (customer-api takes it
+    # as optional); then an older line with another category is synced in a later page.
+    await _apply(
+        app,
+        orders=[order("O-2", buyer, ["MILK"], day=6, sequence=2, categories={}, names={"MILK": "鲜牛奶 新装"}),
+                order("O-1", buyer, ["MILK", "YOGURT", "BREAD"], day=5, categories=dairy),
+                order("O-3", other, ["YOGURT", "BREAD"], day=5, sequence=3, categories=dairy)],
+    )  # fmt: skip
+    await _apply(app, orders=[order("O-4", other, ["MILK"], day=2, sequence=4, categories={"MILK": "饮料"})])
+    database: Database = app.state.database
+    async with database.session_scope(read_only=True) as session:
+        milk = (await session.execute(select(Item).where(Item.sku == "MILK"))).scalar_one()
+    assert (milk.name, milk.category) == ("鲜牛奶 新装", "乳品")
+    await build_model(client)
+    dairy_items = (await client.get("/v1/popular", params={"category": "乳品"})).json()["items"]
+    assert {i["sku"] for i in dairy_items} == {"MILK", "YOGURT"}
+    offers = (await client.get(f"/v1/customers/{buyer}/recovery-offers", params={"avoid_sku": "MILK"})).json()
+    assert offers["items"] and not {"MILK", "YOGURT"} & {i["sku"] for i in offers["items"]}
 
 
 async def test_erasure_drops_history_now_and_later(app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -14,14 +14,15 @@ from rich.console import Console
 from rich.table import Table
 
 from crm_kit.cli import add_service_commands
-from crm_kit.db import Database, insert_ignore, upsert, utcnow
+from crm_kit.db import Database, insert_ignore, utcnow
 from recommend_api.builds.service import load_transactions
 from recommend_api.config import Settings
 from recommend_api.engine import instacart
 from recommend_api.engine.data import Transactions
 from recommend_api.engine.evaluation import evaluate
 from recommend_api.main import ALEMBIC_INI
-from recommend_api.sync.models import Item, PurchaseLine
+from recommend_api.sync.models import PurchaseLine
+from recommend_api.sync.service import store_items
 
 app = typer.Typer(help="recommend-api: cross-sell from purchase history.", no_args_is_help=True)
 add_service_commands(
@@ -58,7 +59,7 @@ def load_instacart(cache_dir: CacheDir = None) -> None:
             orders.skus.tolist(), orders.purchased_at.tolist(), strict=True,
         )
     ]  # fmt: skip
-    items = [{"sku": s, "name": None, "category": None, "updated_at": now} for s in sorted(set(orders.skus.tolist()))]
+    items = [(s, None, None, now) for s in set(orders.skus.tolist())]  # the sample names no products
 
     async def run() -> None:
         database = Database(Settings().resolved_database_url)
@@ -66,8 +67,7 @@ def load_instacart(cache_dir: CacheDir = None) -> None:
             async with database.session_scope() as session:
                 for start in range(0, len(lines), CHUNK):
                     await insert_ignore(session, PurchaseLine.__table__, lines[start : start + CHUNK])
-                for start in range(0, len(items), CHUNK):
-                    await upsert(session, Item.__table__, items[start : start + CHUNK], key=["sku"])
+                await store_items(session, items)
         finally:
             await database.dispose()
 

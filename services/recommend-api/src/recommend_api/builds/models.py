@@ -18,7 +18,7 @@ class ModelVersion(Base):
 
     version: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     status: Mapped[str] = mapped_column(String(16), index=True, doc="queued | building | ready | failed")
-    reason: Mapped[str] = mapped_column(String(32), doc="requested | scheduled | erasure")
+    reason: Mapped[str] = mapped_column(String(32), doc="requested | scheduled | erasure | merge")
     evaluate: Mapped[bool] = mapped_column(default=True)
     requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -27,7 +27,7 @@ class BuildRequest(RequestModel):
 class ModelVersionRead(ResponseModel):
     version: int
     status: str = Field(description="queued | building | ready | failed")
-    reason: str = Field(description="requested | scheduled | erasure")
+    reason: str = Field(description="requested | scheduled | erasure | merge")
     requested_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None

@@ -1,6 +1,8 @@
 """Build jobs: requests deduplicated, one replica claims and builds, every replica loads the result.
 
-A request while another build is queued or running returns that build instead of queueing a second one.
+A request while another build is queued or running returns that build instead of queueing a second one;
+a request that must see the history as it is now (after an erasure or a merge) waits for no build that has
+already read it, only for one still queued.
 Whoever claims a build reports a heartbeat while it runs; a build whose worker went silent (a crash) is
 taken over by another replica, so a build is never lost and never runs twice at once.
 """
@@ -30,10 +32,14 @@ BUILD_LOCK = "recommend-api:model-builds"
 PENDING = ("queued", "building")
 
 
-async def request_build(session: AsyncSession, *, reason: str, evaluate: bool = True) -> tuple[ModelVersion, bool]:
-    """Queue a build, or return the one already queued or running; says whether a new one was queued."""
+async def request_build(
+    session: AsyncSession, *, reason: str, evaluate: bool = True, fresh: bool = False
+) -> tuple[ModelVersion, bool]:
+    """Queue a build, or return the one already queued or running (`fresh`: only one still queued, since a
+    running build read the history before this change); says whether a new one was queued."""
     await transaction_lock(session, BUILD_LOCK)
-    query = select(ModelVersion).where(ModelVersion.status.in_(PENDING)).order_by(ModelVersion.version).limit(1)
+    waiting = ("queued",) if fresh else PENDING
+    query = select(ModelVersion).where(ModelVersion.status.in_(waiting)).order_by(ModelVersion.version).limit(1)
     pending = (await session.execute(query)).scalar_one_or_none()
     if pending is not None:
         return pending, False

@@ -291,7 +291,8 @@ class Model:
         return self._categories[c] if c >= 0 else None
 
     def _item_ids(self, skus: Collection[str]) -> IntArray:
-        return np.array([self._item_index[s] for s in skus if s in self._item_index], dtype=np.int64)
+        # Each item once: a cart sent a line per unit weighs an item no more than a cart with it once.
+        return np.array([self._item_index[s] for s in dict.fromkeys(skus) if s in self._item_index], dtype=np.int64)
 
     def _cat_name(self, item: int) -> str | None:
         c = int(self._a["item_category"][item])

@@ -141,7 +141,7 @@ async def recovery_offers(
 
 
 @router.get(
-    "/items/{sku}/related",
+    "/items/{sku:path}/related",
     response_model=Related,
     summary="Frequently bought together (连带购买)",
     description="Items bought in the same baskets as this one, with support, confidence and lift.",

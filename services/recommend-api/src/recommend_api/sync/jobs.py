@@ -1,4 +1,5 @@
-"""The scheduled sync: both feeds followed on a timer; an erasure asks for a rebuild without that customer."""
+"""The scheduled sync: both feeds followed on a timer; an erasure or a merge asks for a rebuild that reads the
+history as it is now (without the erased customer, with the merged ones combined)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ async def sync_now(app: FastAPI, *, max_pages: int = 1000) -> SyncResult:
         )
         async with database.session_scope() as session:
             if result.erased:
-                await request_build(session, reason="erasure")
+                await request_build(session, reason="erasure", fresh=True)
+            elif result.merged:
+                await request_build(session, reason="merge", fresh=True)
             elif await rebuild_due(session, every_minutes=settings.rebuild_minutes):
                 await request_build(session, reason="scheduled")
         async with database.session_scope(read_only=True) as session:
             await refresh_audience(session, app.state.audience)
-    if result.erased or result.orders:
+    if result.erased or result.merged or result.orders:
         app.state.build_wakeup.set()
     return result
 

@@ -27,13 +27,15 @@ class PurchaseLine(Base):
 
 
 class Item(Base):
-    """An item's latest name and category from the order lines, for rendering and category filters."""
+    """An item's latest known name and category from the order lines, for rendering and category filters."""
 
     __tablename__ = "items"
 
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
     category: Mapped[str | None] = mapped_column(String(100))
+    name_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, doc="Purchase time of the line the name is from")
+    category_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, doc="Same for the category")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

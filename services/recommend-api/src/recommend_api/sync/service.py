@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from crm_kit.db import Database, insert_ignore, upsert, utcnow
 from crm_kit.feeds import FeedPosition, feed_position, follow_feed
@@ -33,6 +34,7 @@ class SyncResult:
     orders: int = 0
     events: int = 0
     erased: set[uuid.UUID] = field(default_factory=set)
+    merged: set[uuid.UUID] = field(default_factory=set)  # the absorbed profiles
     more: bool = False  # stopped at the page budget with entries still waiting
 
 
@@ -65,8 +67,7 @@ def _survivor(states: dict[uuid.UUID, CustomerState], customer_id: uuid.UUID) ->
 async def apply_purchases(session: AsyncSession, orders: list[dict[str, Any]]) -> None:
     states = await _states(session, (uuid.UUID(o["customer_id"]) for o in orders))
     lines: list[dict[str, Any]] = []
-    items: dict[str, dict[str, Any]] = {}
-    now = utcnow()
+    seen: list[tuple[str, str | None, str | None, dt.datetime]] = []
     for order in orders:
         customer_id = _survivor(states, uuid.UUID(order["customer_id"]))
         if customer_id is None:
@@ -78,13 +79,39 @@ async def apply_purchases(session: AsyncSession, orders: list[dict[str, Any]]) -
                  "sku": line["sku"], "quantity": float(line["quantity"]), "purchased_at": purchased_at,
                  "sequence": order["sequence"]}
             )  # fmt: skip
-            items[line["sku"]] = {"sku": line["sku"], "name": line.get("name"), "category": line.get("category"),
-                                  "updated_at": now}  # fmt: skip
+            seen.append((line["sku"], line.get("name"), line.get("category"), purchased_at))
     for start in range(0, len(lines), CHUNK):
         await insert_ignore(session, PurchaseLine.__table__, lines[start : start + CHUNK])
+    await store_items(session, seen)
+
+
+def _keep_newest(excluded: ReadOnlyColumnCollection[str, Any]) -> dict[str, Any]:
+    """A stored name or category gives way only to a known value from a line at least as recent."""
+    items = Item.__table__.c
+    values: dict[str, Any] = {"updated_at": excluded.updated_at}
+    for column in ("name", "category"):
+        at = f"{column}_at"
+        newer = and_(excluded[column].is_not(None), or_(items[at].is_(None), excluded[at] >= items[at]))
+        values[column] = case((newer, excluded[column]), else_=items[column])
+        values[at] = case((newer, excluded[at]), else_=items[at])
+    return values
+
+
+async def store_items(session: AsyncSession, seen: Iterable[tuple[str, str | None, str | None, dt.datetime]]) -> None:
+    """Record the items of (sku, name, category, purchase time) lines with each one's most recent known name and
+    category: a line without a category, or an older line synced later, changes nothing."""
+    items: dict[str, dict[str, Any]] = {}
+    now = utcnow()
+    for sku, name, category, at in seen:
+        item = items.setdefault(
+            sku, {"sku": sku, "name": None, "name_at": None, "category": None, "category_at": None, "updated_at": now}
+        )
+        for column, value in (("name", name), ("category", category)):
+            if value and (item[f"{column}_at"] is None or at >= item[f"{column}_at"]):
+                item[column], item[f"{column}_at"] = value, at
     rows = sorted(items.values(), key=lambda r: r["sku"])  # one lock order for concurrent writers
     for start in range(0, len(rows), CHUNK):
-        await upsert(session, Item.__table__, rows[start : start + CHUNK], key=["sku"])
+        await upsert(session, Item.__table__, rows[start : start + CHUNK], key=["sku"], update=_keep_newest)
 
 
 async def _set_state(session: AsyncSession, customer_id: uuid.UUID, **values: Any) -> None:
@@ -92,7 +119,7 @@ async def _set_state(session: AsyncSession, customer_id: uuid.UUID, **values: An
     await upsert(session, CustomerState.__table__, [row], key=["customer_id"])
 
 
-async def apply_customer_events(session: AsyncSession, events: list[dict[str, Any]], erased: set[uuid.UUID]) -> None:
+async def apply_customer_events(session: AsyncSession, events: list[dict[str, Any]], result: SyncResult) -> None:
     for event in events:
         customer_id = uuid.UUID(event["customer_id"])
         data = event.get("data") or {}
@@ -112,10 +139,11 @@ async def apply_customer_events(session: AsyncSession, events: list[dict[str, An
             await session.execute(
                 update(CustomerState).where(CustomerState.merged_into == customer_id).values(merged_into=into)
             )
+            result.merged.add(customer_id)
         elif kind == "erased":
             await _set_state(session, customer_id, status="erased", merged_into=None)
             await session.execute(delete(PurchaseLine).where(PurchaseLine.customer_id == customer_id))
-            erased.add(customer_id)
+            result.erased.add(customer_id)
 
 
 async def sync_once(database: Database, peer: PeerClient, *, page_size: int, max_pages: int = 1000) -> SyncResult:
@@ -125,7 +153,7 @@ async def sync_once(database: Database, peer: PeerClient, *, page_size: int, max
     pages = 0
 
     async def apply_events(session: AsyncSession, events: list[dict[str, Any]]) -> None:
-        await apply_customer_events(session, events, result.erased)
+        await apply_customer_events(session, events, result)
 
     for feed, path, apply in (
         (CUSTOMER_FEED, "/v1/feeds/customers", apply_events),
