@@ -129,16 +129,25 @@ def test_the_customer_feed_raises_priority_repoints_merges_and_anonymises_erasur
     )
 
     leaving = customers.post("/v1/customers", json={"name": "要求删除", "phone": _phone()}).json()
-    said = complaints.post(
-        "/v1/complaints", json=_complaint(leaving["id"], description="我叫要求删除，电话13600001111")
-    ).json()
+    intake = _complaint(leaving["id"], description="我叫要求删除，电话13600001111")
+    key = {"Idempotency-Key": f"intake-{leaving['id']}"}
+    said = complaints.post("/v1/complaints", json=intake, headers=key).json()
     complaints.post(f"/v1/complaints/{said['id']}/notes", json={"note": "顾客住在静安区某小区"})
+    complaints.post(f"/v1/complaints/{said['id']}/answer", json={"message": "已为您处理"})
+    complaints.post(f"/v1/complaints/{said['id']}/close", json={})
+    rated = complaints.post(
+        f"/v1/complaints/{said['id']}/satisfaction", json={"score": 4, "comment": "我在静安区等了两天"}
+    )
+    assert rated.status_code == 200, rated.text
     customers.delete(f"/v1/customers/{leaving['id']}")
     erased = _until(
         lambda: (c := complaints.get(f"/v1/complaints/{said['id']}").json())["customer_snapshot"] == {} and c,
         "the erasure reached complaint-api",
     )
     timeline = complaints.get(f"/v1/complaints/{said['id']}/timeline").json()["items"]
+    retried = complaints.post("/v1/complaints", json=intake, headers=key)  # the intake's retry replays nothing
+    assert retried.status_code == 410, retried.text
     for secret in ("要求删除", "13600001111", "静安区"):
-        assert secret not in str(erased) and secret not in str(timeline)
-    assert erased["category"] == "delivery" and erased["status"] == "open"  # the statistics stay
+        assert secret not in str(erased) and secret not in str(timeline) and secret not in retried.text
+    assert erased["category"] == "delivery" and erased["status"] == "closed"  # the statistics stay
+    assert erased["satisfaction"]["score"] == 4 and erased["satisfaction"]["comment"] is None

@@ -133,6 +133,18 @@ async def test_every_illegal_move_is_a_409_naming_the_allowed_ones(client: httpx
         assert problem["status_now"] == state and problem["allowed_actions"] == allowed_actions(state)
 
 
+async def test_a_score_is_a_whole_number_as_the_schema_says(client: httpx.AsyncClient) -> None:
+    complaint = await take(client)
+    await step(client, complaint, "answer")
+    await step(client, complaint, "close")
+    url = f"/v1/complaints/{complaint['id']}/satisfaction"
+    for score in (True, "3", 2.0):
+        refused = await client.post(url, json={"score": score})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body.score", refused.text
+    assert (await client.get(f"/v1/complaints/{complaint['id']}")).json()["satisfaction"] is None
+    assert (await client.post(url, json={"score": 3})).status_code == 200
+
+
 async def test_reopen_then_escalate_and_rate_again(client: httpx.AsyncClient) -> None:
     complaint = await take(client)
     await step(client, complaint, "answer")
@@ -177,6 +189,38 @@ async def test_cancel_a_duplicate_links_it(client: httpx.AsyncClient) -> None:
     linked = await step(client, duplicate, "cancel", reason="duplicate", duplicate_of=original["id"])
     assert linked.status_code == 200
     assert linked.json()["status"] == "cancelled" and linked.json()["duplicate_of"] == original["id"]
+    # The original stays: it cannot be cancelled as a duplicate of its own duplicate (or of any cancelled one).
+    back = await step(client, original, "cancel", reason="duplicate", duplicate_of=duplicate["id"])
+    assert back.status_code == 422 and back.json()["field"] == "duplicate_of", back.text
+    assert (await client.get(f"/v1/complaints/{original['id']}")).json()["status"] == "open"
+
+
+async def test_opposite_duplicate_cancellations_at_once_leave_one_complaint_open(client: httpx.AsyncClient) -> None:
+    first, second = await take(client), await take(client)
+    racing = await asyncio.gather(
+        step(client, first, "cancel", reason="duplicate", duplicate_of=second["id"]),
+        step(client, second, "cancel", reason="duplicate", duplicate_of=first["id"]),
+    )
+    assert sorted(r.status_code for r in racing) in ([200, 422], [200, 503]), [r.text for r in racing]
+    statuses = [(await client.get(f"/v1/complaints/{c['id']}")).json()["status"] for c in (first, second)]
+    assert sorted(statuses) == ["cancelled", "open"]
+
+
+async def test_an_answer_names_an_article_that_exists(client: httpx.AsyncClient) -> None:
+    complaint = await take(client)
+    unknown = await step(client, complaint, "answer", article_id=str(uuid.uuid4()))
+    assert unknown.status_code == 422 and unknown.json()["field"] == "article_id", unknown.text
+    assert (await client.get(f"/v1/complaints/{complaint['id']}")).json()["status"] == "open"
+
+
+async def test_a_note_retried_with_its_key_is_stored_once(client: httpx.AsyncClient) -> None:
+    complaint = await take(client)
+    url, key = f"/v1/complaints/{complaint['id']}/notes", {"Idempotency-Key": "note-once-0001"}
+    sent = [await client.post(url, json={"note": "已致电顾客", "visibility": "public"}, headers=key) for _ in range(2)]
+    assert [r.status_code for r in sent] == [201, 201] and sent[1].headers["idempotent-replayed"] == "true"
+    assert sent[0].json() == sent[1].json()
+    timeline = (await client.get(f"/v1/complaints/{complaint['id']}/timeline")).json()["items"]
+    assert [e["note"] for e in timeline if e["type"] == "message"] == ["已致电顾客"]
 
 
 async def test_concurrent_transitions_cannot_both_win(client: httpx.AsyncClient) -> None:

@@ -29,11 +29,11 @@ from complaint_api.complaints.schemas import (
     Suggestion,
     TimelineEvent,
 )
-from complaint_api.kb.service import suggest
+from complaint_api.kb.service import get_article, suggest
 from complaint_api.recovery import service as recovery
 from crm_kit.concurrency import IfMatch, etag
 from crm_kit.db import SessionDep
-from crm_kit.errors import Unprocessable, problem_responses
+from crm_kit.errors import NotFound, Unprocessable, problem_responses
 from crm_kit.idempotency import IdempotencyDep
 from crm_kit.pagination import Page, PageParams
 from crm_kit.schemas import model_response
@@ -187,6 +187,11 @@ async def _step(
 async def answer(
     complaint_id: uuid.UUID, body: Answer, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
 ) -> Response:
+    if body.article_id is not None:
+        try:
+            await get_article(session, body.article_id)
+        except NotFound:
+            raise Unprocessable(f"no knowledge-base article {body.article_id}", field="article_id") from None
     return await _step(
         session, settings, complaint_id, "answer", actor, version,
         message=body.message, changes={"answered_article_id": body.article_id},
@@ -285,7 +290,12 @@ async def cancel(
     if body.reason == "duplicate":
         if body.duplicate_of is None or body.duplicate_of == complaint_id:
             raise Unprocessable("a duplicate names the other complaint it duplicates", field="duplicate_of")
-        await service.get_complaint(session, body.duplicate_of)
+        # Locked, so that two complaints cancelled as each other's duplicate at once cannot both pass.
+        original = await service.get_complaint(session, body.duplicate_of, for_update=True)
+        if original.status == "cancelled":
+            raise Unprocessable(
+                f"complaint {original.number} is cancelled itself; name the complaint that stays", field="duplicate_of"
+            )
     return await _step(
         session, settings, complaint_id, "cancel", actor, version, message=body.note,
         changes={"cancel_reason": body.reason, "duplicate_of": body.duplicate_of},
@@ -341,13 +351,18 @@ async def resume(
     summary="Add an internal note or a public message without changing the state",
     description="`internal` notes are for staff; `public` messages are what the customer was told and show on "
     "the public timeline. The status and the SLA clocks do not change.",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 409, 410, 422),
 )
-async def add_note(complaint_id: uuid.UUID, body: Note, session: SessionDep, actor: Actor) -> Response:
-    event = await service.add_note(
-        session, complaint_id=complaint_id, actor=actor, note=body.note, visibility=body.visibility
-    )
-    return model_response(TimelineEvent.model_validate(event), status_code=201)
+async def add_note(
+    complaint_id: uuid.UUID, body: Note, session: SessionDep, idempotency: IdempotencyDep, actor: Actor
+) -> Response:
+    async def produce() -> Response:
+        event = await service.add_note(
+            session, complaint_id=complaint_id, actor=actor, note=body.note, visibility=body.visibility
+        )
+        return model_response(TimelineEvent.model_validate(event), status_code=201)
+
+    return await idempotency.execute(produce, resource=f"/v1/complaints/{complaint_id}/timeline")
 
 
 @router.get(

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from crm_kit.schemas import RequestModel, ResponseModel
+from crm_kit.schemas import RequestModel, ResponseModel, Whole
 
 Channel = Literal["phone", "web", "app", "store", "wechat"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -264,7 +264,7 @@ class Hold(RequestModel):
 
 
 class SatisfactionCreate(RequestModel):
-    score: int = Field(ge=1, le=5)
+    score: Whole = Field(ge=1, le=5)
     reason_code: Literal["speed", "attitude", "outcome", "communication", "other"] | None = None
     comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
 

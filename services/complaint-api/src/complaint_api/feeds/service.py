@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from complaint_api.callbacks.models import Callback
@@ -24,6 +24,7 @@ from complaint_api.sla.calendar import BusinessCalendar
 from crm_kit.db import Database, utcnow
 from crm_kit.feeds import follow_feed
 from crm_kit.http import PeerClient
+from crm_kit.idempotency import forget_responses
 
 CUSTOMER_FEED = "customer-api:customers"
 ERASED = "[已按个人信息保护法删除]"
@@ -60,11 +61,26 @@ async def _merged(session: AsyncSession, customer_id: uuid.UUID, into: uuid.UUID
 
 async def _erased(session: AsyncSession, customer_id: uuid.UUID) -> None:
     ids = select(Complaint.id).where(Complaint.customer_id == customer_id)
+    rated = await session.execute(
+        select(Complaint.id, Complaint.satisfaction).where(
+            Complaint.customer_id == customer_id, Complaint.satisfaction.is_not(None)
+        )
+    )
+    for complaint_id, satisfaction in rated.all():  # the score stays for the statistics, the person's words go
+        await session.execute(
+            update(Complaint).where(Complaint.id == complaint_id).values(satisfaction={**satisfaction, "comment": None})
+        )
     await session.execute(
         update(Complaint)
         .where(Complaint.customer_id == customer_id)
         .values(customer_snapshot={}, subject=ERASED, description=ERASED, order_id=None)
     )
+    # Stored responses to their requests held what they said: a retry is refused (410), not replayed.
+    for kind, table in (("complaints", Complaint), ("callbacks", Callback), ("recovery-plans", RecoveryPlan)):
+        for (resource_id,) in (await session.execute(select(table.id).where(table.customer_id == customer_id))).all():
+            await forget_responses(session, f"/v1/{kind}/{resource_id}", erased=True)
+    # Contact-history entries still owed to customer-api (which refuses them now) repeat the complaint's subject.
+    await session.execute(delete(ContactRecord).where(ContactRecord.customer_id == customer_id))
     await session.execute(update(ComplaintEvent).where(ComplaintEvent.complaint_id.in_(ids)).values(note=None))
     await session.execute(
         update(Callback)
