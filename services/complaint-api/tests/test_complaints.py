@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import auth
+from test_kb import article as kb_article
 
 from complaint_api.complaints.service import TRANSITIONS, allowed_actions, priority_for
 
@@ -64,7 +65,7 @@ async def test_intake_numbers_prioritises_and_keeps_the_complaint_when_customer_
 
 async def test_first_contact_resolution_path(client: httpx.AsyncClient) -> None:
     complaint = await take(client)
-    article = str(uuid.uuid4())
+    article = (await client.post("/v1/kb/articles", json=kb_article(slug="milk-refund"))).json()["id"]
     answered = await step(client, complaint, "answer", article_id=article)
     assert answered.status_code == 200, answered.text
     body = answered.json()

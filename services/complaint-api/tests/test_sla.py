@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 from test_complaints import BODIES, take
 
+from complaint_api.complaints.models import Complaint
 from complaint_api.sla.service import DEFAULT_POLICIES, flag_breaches
+from crm_kit.db import utcnow
 
 
 def _at(value: str) -> dt.datetime:
@@ -85,3 +89,45 @@ async def test_policies_read_and_replace(client: httpx.AsyncClient) -> None:
     assert bad.status_code == 422
     agent = {"Authorization": "Bearer agent-key-0001"}
     assert (await client.put("/v1/sla-policies", json={"items": []}, headers=agent)).status_code == 403
+
+
+async def test_a_reopened_complaint_runs_on_the_resolution_time_it_had_left(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    complaint = await take(client)  # high: 8 h of business time to resolve
+    url = f"/v1/complaints/{complaint['id']}"
+    await client.post(f"{url}/answer", json=BODIES["answer"])
+    await client.post(f"{url}/close", json={})
+    # As if all of it happened two days ago: answered an hour after intake, closed at once.
+    calendar = app.state.calendar
+    created = utcnow() - dt.timedelta(days=2)
+    answered = created + dt.timedelta(hours=1)
+    async with app.state.database.session_scope() as session:
+        await session.execute(
+            update(Complaint)
+            .where(Complaint.id == uuid.UUID(complaint["id"]))
+            .values(
+                created_at=created, first_responded_at=answered, resolved_at=answered, closed_at=answered,
+                first_response_due=calendar.due(created, dt.timedelta(hours=1)),
+                resolution_due=calendar.due(created, dt.timedelta(hours=8)),
+            )
+        )  # fmt: skip
+    reopened = (await client.post(f"{url}/reopen", json=BODIES["reopen"])).json()
+    stood_resolved = [(answered, _at(reopened["updated_at"]))]
+    assert _at(reopened["resolution_due"]) == calendar.due(created, dt.timedelta(hours=8), stood_resolved)
+    assert _at(reopened["resolution_due"]) > _at(reopened["updated_at"])
+    async with app.state.database.session_scope() as session:
+        await flag_breaches(session, now=_at(reopened["updated_at"]) + dt.timedelta(seconds=1))
+    assert (await client.get(url)).json()["resolution_breached"] is False
+
+
+async def test_a_hold_ends_when_the_complaint_closes(client: httpx.AsyncClient) -> None:
+    complaint = await take(client)
+    url = f"/v1/complaints/{complaint['id']}"
+    assert (await client.post(f"{url}/hold", json={"reason": "等待顾客回复"})).status_code == 200
+    await client.post(f"{url}/answer", json=BODIES["answer"])
+    closed = (await client.post(f"{url}/close", json={})).json()
+    assert closed["status"] == "closed" and closed["on_hold_since"] is None
+    reopened = (await client.post(f"{url}/reopen", json=BODIES["reopen"])).json()
+    assert reopened["on_hold_since"] is None and reopened["resolution_due"] is not None
+    assert (await client.post(f"{url}/hold", json={"reason": "再次等待"})).status_code == 200  # a hold of its own

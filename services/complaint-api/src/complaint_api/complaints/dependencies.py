@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -42,3 +43,18 @@ async def calendar(request: Request) -> BusinessCalendar:
 
 
 CalendarDep = Annotated[BusinessCalendar, Depends(calendar)]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a step of the process acts under: the settings and the business calendar of the SLA clocks."""
+
+    settings: Settings
+    calendar: BusinessCalendar
+
+
+async def rules(request: Request) -> Rules:
+    return Rules(request.app.state.settings, request.app.state.calendar)
+
+
+RulesDep = Annotated[Rules, Depends(rules)]

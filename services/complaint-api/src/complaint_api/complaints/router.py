@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from complaint_api.complaints import service
-from complaint_api.complaints.dependencies import Actor, CalendarDep, ComplaintsReader, SettingsDep
+from complaint_api.complaints.dependencies import Actor, CalendarDep, ComplaintsReader, Rules, RulesDep, SettingsDep
 from complaint_api.complaints.schemas import (
     Answer,
     Cancel,
@@ -149,7 +149,7 @@ async def read_complaint(complaint_id: uuid.UUID, session: SessionDep, _: Compla
 
 async def _step(
     session: SessionDep,
-    settings: SettingsDep,
+    rules: Rules,
     complaint_id: uuid.UUID,
     action: str,
     actor: str,
@@ -165,13 +165,14 @@ async def _step(
         action=action,
         actor=actor,
         expected_version=expected_version,
-        reopen_days=settings.reopen_days,
+        reopen_days=rules.settings.reopen_days,
+        calendar=rules.calendar,
         message=message,
         changes=changes,
         data=data,
     )
     if action == "close":
-        await recovery.on_closed(session, complaint, settings, actor)
+        await recovery.on_closed(session, complaint, rules.settings, actor)
     return _render(complaint)
 
 
@@ -185,7 +186,7 @@ async def _step(
     responses=STEP_ERRORS,
 )
 async def answer(
-    complaint_id: uuid.UUID, body: Answer, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+    complaint_id: uuid.UUID, body: Answer, session: SessionDep, actor: Actor, rules: RulesDep, version: IfMatch
 ) -> Response:
     if body.article_id is not None:
         try:
@@ -193,7 +194,7 @@ async def answer(
         except NotFound:
             raise Unprocessable(f"no knowledge-base article {body.article_id}", field="article_id") from None
     return await _step(
-        session, settings, complaint_id, "answer", actor, version,
+        session, rules, complaint_id, "answer", actor, version,
         message=body.message, changes={"answered_article_id": body.article_id},
         data={"article_id": str(body.article_id) if body.article_id else None},
     )  # fmt: skip
@@ -208,10 +209,10 @@ async def answer(
     responses=STEP_ERRORS,
 )
 async def escalate(
-    complaint_id: uuid.UUID, body: Escalate, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+    complaint_id: uuid.UUID, body: Escalate, session: SessionDep, actor: Actor, rules: RulesDep, version: IfMatch
 ) -> Response:
     return await _step(
-        session, settings, complaint_id, "escalate", actor, version, message=body.note,
+        session, rules, complaint_id, "escalate", actor, version, message=body.note,
         changes={"department": body.department, "assignee_id": body.assignee_id},
         data={"department": body.department, "assignee_id": body.assignee_id},
     )  # fmt: skip
@@ -226,11 +227,11 @@ async def escalate(
     responses=STEP_ERRORS,
 )
 async def resolution(
-    complaint_id: uuid.UUID, body: Resolution, session: SessionDep, actor: Actor, settings: SettingsDep,
+    complaint_id: uuid.UUID, body: Resolution, session: SessionDep, actor: Actor, rules: RulesDep,
     version: IfMatch,
 ) -> Response:  # fmt: skip
     return await _step(
-        session, settings, complaint_id, "resolution", actor, version, message=body.resolution,
+        session, rules, complaint_id, "resolution", actor, version, message=body.resolution,
         changes=body.model_dump(), data={"root_cause": body.root_cause},
     )  # fmt: skip
 
@@ -244,9 +245,9 @@ async def resolution(
     responses=STEP_ERRORS,
 )
 async def reply(
-    complaint_id: uuid.UUID, body: Reply, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+    complaint_id: uuid.UUID, body: Reply, session: SessionDep, actor: Actor, rules: RulesDep, version: IfMatch
 ) -> Response:
-    return await _step(session, settings, complaint_id, "reply", actor, version, message=body.message)
+    return await _step(session, rules, complaint_id, "reply", actor, version, message=body.message)
 
 
 @router.post(
@@ -258,9 +259,9 @@ async def reply(
     responses=STEP_ERRORS,
 )
 async def close(
-    complaint_id: uuid.UUID, body: Close, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+    complaint_id: uuid.UUID, body: Close, session: SessionDep, actor: Actor, rules: RulesDep, version: IfMatch
 ) -> Response:
-    return await _step(session, settings, complaint_id, "close", actor, version, message=body.note)
+    return await _step(session, rules, complaint_id, "close", actor, version, message=body.note)
 
 
 @router.post(
@@ -271,9 +272,9 @@ async def close(
     responses=STEP_ERRORS,
 )
 async def reopen(
-    complaint_id: uuid.UUID, body: Reopen, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+    complaint_id: uuid.UUID, body: Reopen, session: SessionDep, actor: Actor, rules: RulesDep, version: IfMatch
 ) -> Response:
-    return await _step(session, settings, complaint_id, "reopen", actor, version, message=body.reason)
+    return await _step(session, rules, complaint_id, "reopen", actor, version, message=body.reason)
 
 
 @router.post(
@@ -285,7 +286,7 @@ async def reopen(
     responses=STEP_ERRORS,
 )
 async def cancel(
-    complaint_id: uuid.UUID, body: Cancel, session: SessionDep, actor: Actor, settings: SettingsDep, version: IfMatch
+    complaint_id: uuid.UUID, body: Cancel, session: SessionDep, actor: Actor, rules: RulesDep, version: IfMatch
 ) -> Response:
     if body.reason == "duplicate":
         if body.duplicate_of is None or body.duplicate_of == complaint_id:
@@ -297,7 +298,7 @@ async def cancel(
                 f"complaint {original.number} is cancelled itself; name the complaint that stays", field="duplicate_of"
             )
     return await _step(
-        session, settings, complaint_id, "cancel", actor, version, message=body.note,
+        session, rules, complaint_id, "cancel", actor, version, message=body.note,
         changes={"cancel_reason": body.reason, "duplicate_of": body.duplicate_of},
         data={"reason": body.reason, "duplicate_of": str(body.duplicate_of) if body.duplicate_of else None},
     )  # fmt: skip

@@ -254,11 +254,15 @@ async def transition(
     actor: str,
     expected_version: int | None,
     reopen_days: int,
+    calendar: BusinessCalendar,
     message: str | None = None,
     changes: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> Complaint:
-    """Apply one action of the process; `changes` are the fields the step records."""
+    """Apply one action of the process; `changes` are the fields the step records.
+
+    A complaint that closes or is cancelled waits on no one: a hold ends with it. A reopened complaint's
+    resolution clock runs on from where it stopped: the time it stood resolved is a pause, as a hold is."""
     rule = TRANSITIONS[action]
     complaint = await get_complaint(session, complaint_id, for_update=True)
     check_version(complaint.version, expected_version)
@@ -287,10 +291,16 @@ async def transition(
         complaint.resolved_at = now
     if action == "close":
         complaint.closed_at = now
+    if complaint.on_hold_since is not None and rule.to_state not in sla.OPEN_STATES:
+        sla.resume(complaint, now)
     if action == "reopen":
+        stopped = complaint.resolved_at or complaint.closed_at
+        if stopped is not None:
+            complaint.sla_pauses = [*complaint.sla_pauses, [stopped.isoformat(), now.isoformat()]]
         complaint.reopen_count += 1
         complaint.closed_at = None
         complaint.resolved_at = None
+        sla.set_due_times(complaint, calendar, (await sla.policies(session))[complaint.priority])
     session.add(
         _event(
             complaint,
