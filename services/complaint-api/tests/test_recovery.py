@@ -14,6 +14,7 @@ from conftest import auth
 from test_complaints import step, take
 from test_webhooks import Receiver, drive, subscribe
 
+from complaint_api.recovery import service
 from complaint_api.recovery.jobs import announce_due_actions, follow_up
 from complaint_api.recovery.models import FollowUp, RecoveryPlan
 from complaint_api.recovery.service import Facts, decide
@@ -103,6 +104,28 @@ async def test_rules_make_plans_when_complaints_close_or_are_rated(client: httpx
     plan = await plan_of(client, unhappy)
     assert plan and plan["triggers"] == ["low_satisfaction"] and plan["satisfaction_before"] == 2
     assert [a["type"] for a in plan["actions"]] == ["apology", "tailored_offer"]
+
+
+async def test_a_reopened_complaint_puts_its_plan_back_to_waiting(client: httpx.AsyncClient, app: Any) -> None:
+    complaint = await take(client, severity="high")
+    closed = await close(client, complaint)
+    plan = await plan_of(client, complaint)
+    assert plan and plan["status"] == "following_up" and plan["complaint_closed_at"] == closed["closed_at"]
+    assert all(f["due_at"] for f in plan["follow_ups"])
+    async with app.state.database.session_scope() as session:  # the customer bought again: evaluated recovered
+        stored = await service.get_plan(session, uuid.UUID(plan["id"]), for_update=True)
+        service.apply_outcome(session, stored, "recovered", {"as_of": closed["closed_at"]}, "test")
+    assert (await step(client, complaint, "reopen")).status_code == 200
+    plan = await plan_of(client, complaint)
+    assert plan is not None
+    assert (plan["status"], plan["outcome"], plan["complaint_closed_at"]) == ("open", "pending", None)
+    assert all(f["due_at"] is None for f in plan["follow_ups"])
+    for action in ("escalate", "resolution", "reply"):
+        assert (await step(client, complaint, action)).status_code == 200
+    again = (await step(client, complaint, "close")).json()
+    plan = await plan_of(client, complaint)
+    assert plan and plan["status"] == "following_up" and plan["complaint_closed_at"] == again["closed_at"]
+    assert all(f["due_at"] for f in plan["follow_ups"])
 
 
 async def test_a_second_complaint_within_90_days_is_a_double_deviation(client: httpx.AsyncClient) -> None:

@@ -173,6 +173,8 @@ async def _step(
     )
     if action == "close":
         await recovery.on_closed(session, complaint, rules.settings, actor)
+    elif action == "reopen":
+        await recovery.on_reopened(session, complaint, actor)
     return _render(complaint)
 
 

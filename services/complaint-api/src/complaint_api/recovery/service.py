@@ -243,6 +243,24 @@ async def on_closed(session: AsyncSession, complaint: Complaint, settings: Setti
     await _create_by_rules(session, complaint, settings, actor)
 
 
+async def on_reopened(session: AsyncSession, complaint: Complaint, actor: str) -> None:
+    """A complaint reopened: its plan waits for the next close, and an outcome measured from the last one no
+    longer holds (a customer who bought again is not recovered while the complaint is open again)."""
+    plan = await plan_of(session, complaint.id)
+    if plan is None:
+        return
+    plan.complaint_closed_at = None
+    if plan.status == "following_up":
+        plan.status = "open"
+    for follow_up in plan.follow_ups:
+        if follow_up.status == "pending":
+            follow_up.due_at = None  # set again from the next close
+    if plan.outcome != "pending":
+        evidence = {"as_of": utcnow().isoformat(), "reason": "the complaint was reopened"}
+        apply_outcome(session, plan, "pending", evidence, actor)
+    plan.updated_at = utcnow()
+
+
 async def on_rated(session: AsyncSession, complaint: Complaint, settings: Settings, actor: str) -> None:
     """The customer rated the handling: the score goes on the plan, or makes one if it is low."""
     plan = await plan_of(session, complaint.id)
