@@ -81,6 +81,18 @@ def test_taken_while_customer_api_is_down_then_completed(
             taken = complaints.post("/v1/complaints", json=_complaint(gold["id"]))
             assert taken.status_code == 201, taken.text
             assert taken.json()["snapshot_status"] == "pending" and taken.json()["priority"] == "low"
+            # Answered and closed before anyone knows she is gold: no rule fires yet (a low-severity complaint).
+            for action in ("answer", "close"):
+                url = f"/v1/complaints/{taken.json()['id']}/{action}"
+                body = {"message": "已安排明天送达"} if action == "answer" else {}
+                assert complaints.post(url, json=body).status_code == 200
+            assert complaints.get("/v1/recovery-plans", params={"customer_id": gold["id"]}).json()["items"] == []
+            # A second one, rated low: a plan now, for a customer of no known tier (no call).
+            rated = complaints.post("/v1/complaints", json=_complaint(gold["id"], subject="又一次送货延误")).json()
+            for action, body in (("answer", {"message": "已补发"}), ("close", {}), ("satisfaction", {"score": 1})):
+                assert complaints.post(f"/v1/complaints/{rated['id']}/{action}", json=body).status_code == 200
+            early = complaints.get("/v1/recovery-plans", params={"customer_id": gold["id"]}).json()["items"]
+            assert [(p["tier"], "callback" in [a["type"] for a in p["actions"]]) for p in early] == [(None, False)]
             # customer-api comes back (a second process on the same database, on the port complaint-api uses).
             assert customer_api.database_url is not None
             second_customer_api = start_service("customer-api", customer_api.database_url, tmp_path, port=later_port)
@@ -93,7 +105,23 @@ def test_taken_while_customer_api_is_down_then_completed(
                 time.sleep(0.3)
             assert body["priority"] == "high" and body["customer_snapshot"]["tier"] == "gold"
             events = complaints.get(f"/v1/complaints/{body['id']}/timeline").json()["items"]
-            assert [e["type"] for e in events] == ["created", "priority_changed"]
+            assert [e["type"] for e in events] == [
+                "created", "status_changed", "status_changed", "priority_changed", "recovery_plan_created"
+            ]  # fmt: skip
+
+            # Once she is known to be gold, the recovery rules run: a plan with a call, following up.
+            def plans() -> dict[str, Any]:
+                found = complaints.get("/v1/recovery-plans", params={"customer_id": gold["id"]}).json()["items"]
+                return {p["complaint_id"]: p for p in found}
+
+            while not all(p["tier"] == "gold" for p in plans().values()):  # the second complaint's snapshot
+                assert time.monotonic() < deadline, plans()
+                time.sleep(0.3)
+            first, second = plans()[body["id"]], plans()[rated["id"]]
+            assert (first["triggers"], first["tier"], first["status"]) == (["tier"], "gold", "following_up")
+            assert "tier" in second["triggers"] and "low_satisfaction" in second["triggers"]
+            for plan in (first, second):
+                assert [a["type"] for a in plan["actions"]].count("callback") == 1
     finally:
         stop_service(complaint_api)
         if second_customer_api is not None:

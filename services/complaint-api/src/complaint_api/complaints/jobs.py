@@ -18,6 +18,7 @@ from complaint_api.complaints.models import Complaint
 from complaint_api.complaints.service import apply_snapshot
 from complaint_api.config import Settings
 from complaint_api.feeds.service import follow
+from complaint_api.recovery import service as recovery
 from complaint_api.recovery.jobs import recovery_pass
 from complaint_api.sla.calendar import BusinessCalendar
 from complaint_api.sla.service import flag_breaches
@@ -28,8 +29,11 @@ from crm_kit.http import PeerClient, PeerUnavailable
 log = logging.getLogger(__name__)
 
 
-async def complete_snapshots(database: Database, peer: PeerClient, calendar: BusinessCalendar, limit: int = 50) -> int:
-    """Ask customer-api about complaints taken while it was down; stops at the first sign it still is.
+async def complete_snapshots(
+    database: Database, peer: PeerClient, calendar: BusinessCalendar, settings: Settings, limit: int = 50
+) -> int:
+    """Ask customer-api about complaints taken while it was down; stops at the first sign it still is. The
+    recovery rules that needed the customer run then.
 
     No transaction is open while customer-api is asked (a slow peer must not hold the database); the answer
     is applied in a short one, to complaints still pending then (another replica may have been quicker).
@@ -44,10 +48,12 @@ async def complete_snapshots(database: Database, peer: PeerClient, calendar: Bus
         except PeerUnavailable:
             break
         async with database.session_scope() as session:
-            query = select(Complaint).where(Complaint.id == complaint_id, Complaint.snapshot_status == "pending")
-            complaint = (await session.execute(skip_locked(session, query))).scalar_one_or_none()
+            still = select(Complaint).where(Complaint.id == complaint_id, Complaint.snapshot_status == "pending")
+            complaint = (await session.execute(skip_locked(session, still))).scalar_one_or_none()
             if complaint is not None:
                 await apply_snapshot(session, complaint, snapshot, calendar)
+                if snapshot is not None:
+                    await recovery.on_customer_known(session, complaint, settings, "customer-api")
                 done += 1
     return done
 
@@ -58,8 +64,8 @@ async def sweep_once(app: FastAPI) -> None:
         flagged = await flag_breaches(session, now=utcnow())
     if flagged:
         log.info("sla_breaches_flagged", extra={"complaints": len(flagged)})
-    await complete_snapshots(database, app.state.customer_api, app.state.calendar)
     settings: Settings = app.state.settings
+    await complete_snapshots(database, app.state.customer_api, app.state.calendar, settings)
     await recovery_pass(
         database, app.state.customer_api, app.state.recommend_api, offer_items=settings.recovery_offer_items
     )

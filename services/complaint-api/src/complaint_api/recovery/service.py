@@ -104,7 +104,7 @@ def rules_fired(complaint: Complaint, settings: Settings, prior: int) -> list[st
     score = (complaint.satisfaction or {}).get("score")
     if score is not None and score <= settings.recovery_satisfaction_at_most:
         fired.append("low_satisfaction")
-    if (complaint.customer_snapshot or {}).get("tier") in settings.recovery_tiers:
+    if _tier(complaint) in settings.recovery_tiers:
         fired.append("tier")
     if complaint.severity in settings.recovery_severities:
         fired.append("severity")
@@ -118,11 +118,15 @@ def default_actions(complaint: Complaint, settings: Settings, now: dt.datetime) 
     gesture fitted to the customer: the tailored offer."""
     due = now + dt.timedelta(hours=settings.recovery_action_hours)
     actions = [ActionSpec("apology", due_at=due)]
-    tier = (complaint.customer_snapshot or {}).get("tier")
+    tier = _tier(complaint)
     if tier in settings.recovery_tiers or complaint.severity in settings.recovery_severities:
         actions.append(ActionSpec("callback", due_at=due))
     actions.append(ActionSpec("tailored_offer", due_at=due + dt.timedelta(hours=settings.recovery_action_hours)))
     return actions
+
+
+def _tier(complaint: Complaint) -> str | None:
+    return (complaint.customer_snapshot or {}).get("tier")
 
 
 def _tenure_days(complaint: Complaint) -> int | None:
@@ -190,7 +194,7 @@ async def create_plan(
     plan = RecoveryPlan(
         id=uuid7(), complaint_id=complaint.id, customer_id=complaint.customer_id,
         owner_id=owner_id or complaint.assignee_id, status="open", triggers=triggers, category=complaint.category,
-        severity=complaint.severity, tier=(complaint.customer_snapshot or {}).get("tier"), controllable=controllable,
+        severity=complaint.severity, tier=_tier(complaint), controllable=controllable,
         tenure_days=_tenure_days(complaint), prior_complaints_90d=prior, double_deviation=prior > 0,
         satisfaction_before=(complaint.satisfaction or {}).get("score"),
         avoid_skus=[complaint.sku] if complaint.sku else [], avoid_categories=list(avoid_categories),
@@ -241,6 +245,23 @@ async def on_closed(session: AsyncSession, complaint: Complaint, settings: Setti
         _schedule_follow_ups(plan)
         return
     await _create_by_rules(session, complaint, settings, actor)
+
+
+async def on_customer_known(session: AsyncSession, complaint: Complaint, settings: Settings, actor: str) -> None:
+    """customer-api answered about a complaint taken while it was down: the rules run for a complaint already
+    closed or rated without a plan, and a plan made meanwhile learns the customer (a valued one gets a call)."""
+    plan = await plan_of(session, complaint.id)
+    if plan is None:
+        if complaint.closed_at is not None or complaint.satisfaction is not None:
+            await _create_by_rules(session, complaint, settings, actor)
+        return
+    plan.customer_id, plan.tier, plan.tenure_days = complaint.customer_id, _tier(complaint), _tenure_days(complaint)
+    if plan.tier in settings.recovery_tiers and "tier" not in plan.triggers:
+        plan.triggers = [*plan.triggers, "tier"]
+        if not any(action.type == "callback" for action in plan.actions):
+            due = utcnow() + dt.timedelta(hours=settings.recovery_action_hours)
+            _add_action(plan, ActionSpec("callback", due_at=due), len(plan.actions))
+    plan.updated_at = utcnow()
 
 
 async def on_reopened(session: AsyncSession, complaint: Complaint, actor: str) -> None:
