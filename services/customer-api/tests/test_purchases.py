@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 from conftest import auth
+from fastapi import FastAPI
 from helpers import create_customer, order
 
 
@@ -222,3 +223,18 @@ async def test_feed_items_carry_lines_and_need_the_feed_scope(client: httpx.Asyn
     item = (await client.get("/v1/feeds/purchases", headers=auth("feeds"))).json()["items"][0]
     assert item["order_id"] == "S-1" and len(item["items"]) == 2 and item["sequence"] >= 1
     assert (await client.get("/v1/feeds/purchases", headers=auth("reader"))).status_code == 403
+
+
+async def test_a_feed_cursor_is_taken_by_its_own_feed_only(client: httpx.AsyncClient, app: FastAPI) -> None:
+    customer = await create_customer(client)
+    assert (await client.post("/v1/purchases", json=order(customer["id"]))).status_code == 201
+    first = (await client.get("/v1/feeds/purchases")).json()
+    wrong = await client.get("/v1/feeds/customers", params={"after": first["next_cursor"]})
+    assert wrong.status_code == 400 and wrong.json()["field"] == "after", wrong.text
+    assert "/v1/feeds/purchases" in wrong.json()["detail"]
+    own = await client.get("/v1/feeds/purchases", params={"after": first["next_cursor"]})
+    assert own.status_code == 200 and own.json()["items"] == []
+    # A cursor issued before cursors named their feed (a bare position), as a follower may have stored it.
+    stored = app.state.cursor_codec.encode(0)
+    again = (await client.get("/v1/feeds/purchases", params={"after": stored})).json()
+    assert [i["order_id"] for i in again["items"]] == [i["order_id"] for i in first["items"]]

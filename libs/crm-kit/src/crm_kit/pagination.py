@@ -93,7 +93,11 @@ class FeedPage(BaseModel, Generic[T]):
 
 
 class FeedParams:
-    """`after` (a feed cursor; absent = from the beginning) and `limit`, with the position decoded."""
+    """`after` (a feed cursor; absent = from the beginning) and `limit`, with the position decoded.
+
+    A cursor names its feed (the path it was read from), so a follower configured with another feed's cursor is
+    told instead of skipping events. A bare position, as cursors were issued before, is still taken: followers keep
+    theirs across an upgrade."""
 
     def __init__(
         self,
@@ -103,8 +107,13 @@ class FeedParams:
     ) -> None:
         self.limit = limit
         self._codec: CursorCodec = request.app.state.cursor_codec
+        self._feed = request.url.path
         position = self._codec.decode(after) if after else 0
-        if not isinstance(position, int) or position < 0:
+        if isinstance(position, list) and len(position) == 2:
+            feed, position = position
+            if feed != self._feed:
+                raise BadRequest(f"the cursor belongs to the feed {feed}, not this one", field="after")
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
             raise BadRequest("the cursor is not a feed position", field="after")
         self.position: int = position
 
@@ -112,4 +121,4 @@ class FeedParams:
         """`rows` holds up to `limit + 1` entries read after the position; the extra one says more wait."""
         items = rows[: self.limit]
         end = position_of(items[-1]) if items else self.position
-        return FeedPage(items=items, next_cursor=self._codec.encode(end), has_more=len(rows) > self.limit)
+        return FeedPage(items=items, next_cursor=self._codec.encode([self._feed, end]), has_more=len(rows) > self.limit)
