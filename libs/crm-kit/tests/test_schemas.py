@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from crm_kit.schemas import Day, DecimalText, Flag, Omittable, Timestamp, Whole
+from crm_kit.schemas import Day, DecimalText, Flag, Omittable, Timestamp, WholeNumber
 
 ADAPTER: TypeAdapter[dt.datetime] = TypeAdapter(Timestamp)
 DAY: TypeAdapter[dt.date] = TypeAdapter(Day)
 FLAG: TypeAdapter[bool] = TypeAdapter(Flag)
-WHOLE: TypeAdapter[int] = TypeAdapter(Whole)
+WHOLE: TypeAdapter[int | None] = TypeAdapter(Annotated[int, Field(ge=1, le=5), WholeNumber] | None)
 
 
 def test_a_timestamp_keeps_the_offset_it_was_sent_with() -> None:
@@ -64,11 +64,13 @@ def test_a_flag_is_true_or_false_only(value: object) -> None:
     assert FLAG.validate_python(True) is True and FLAG.validate_python(False) is False
 
 
-@pytest.mark.parametrize("value", [True, False, "3", 2.0, 2.5, None])
+@pytest.mark.parametrize("value", [True, False, "3", 2.5, 0, 6])
 def test_a_whole_number_is_a_json_integer_only(value: object) -> None:
     with pytest.raises(ValidationError):
         WHOLE.validate_python(value)
-    assert WHOLE.validate_python(3) == 3
+    assert WHOLE.validate_python(3) == 3 and WHOLE.validate_python(None) is None
+    assert WHOLE.validate_python(2.0) == 2 and type(WHOLE.validate_python(2.0)) is int  # JSON Schema: an integer
+    assert WHOLE.json_schema()["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 5}  # the bounds stay
 
 
 class _Line(BaseModel):

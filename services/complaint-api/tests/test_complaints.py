@@ -139,7 +139,7 @@ async def test_a_score_is_a_whole_number_as_the_schema_says(client: httpx.AsyncC
     await step(client, complaint, "answer")
     await step(client, complaint, "close")
     url = f"/v1/complaints/{complaint['id']}/satisfaction"
-    for score in (True, "3", 2.0):
+    for score in (True, "3", 2.5):
         refused = await client.post(url, json={"score": score})
         assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body.score", refused.text
     assert (await client.get(f"/v1/complaints/{complaint['id']}")).json()["satisfaction"] is None

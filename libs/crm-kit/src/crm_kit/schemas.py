@@ -78,8 +78,17 @@ Timestamp = Annotated[
 Day = Annotated[dt.date, BeforeValidator(_written_out)]
 #: A body's true or false; pydantic would also take 0, 1, "yes" or "off".
 Flag = Annotated[bool, Strict()]
-#: A body's whole number; pydantic would also take true (as 1), "3" or 2.0.
-Whole = Annotated[int, Strict()]
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError("must be a whole number, not text or true/false")
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: Annotated metadata of a body's integer, after its ``Field`` bounds (before them, a bound left the OpenAPI schema of
+#: an optional field): pydantic alone would also take true (as 1) or "3". 2.0 is taken, as JSON Schema's integer is.
+WholeNumber = BeforeValidator(_whole)
 
 
 class DecimalText:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from crm_kit.schemas import RequestModel, ResponseModel, Whole
+from crm_kit.schemas import RequestModel, ResponseModel, WholeNumber
 
 Channel = Literal["phone", "web", "app", "store", "wechat"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -264,7 +264,7 @@ class Hold(RequestModel):
 
 
 class SatisfactionCreate(RequestModel):
-    score: Whole = Field(ge=1, le=5)
+    score: Annotated[int, Field(ge=1, le=5), WholeNumber]
     reason_code: Literal["speed", "attitude", "outcome", "communication", "other"] | None = None
     comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
 

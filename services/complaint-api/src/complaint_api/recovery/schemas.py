@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from crm_kit.schemas import DecimalText, Flag, Money, RequestModel, ResponseModel, Timestamp, Whole
+from crm_kit.schemas import DecimalText, Flag, Money, RequestModel, ResponseModel, Timestamp, WholeNumber
 
 ActionType = Literal[
     "apology", "explanation", "callback", "visit", "refund", "coupon", "gift", "points", "tailored_offer"
@@ -81,7 +81,7 @@ class ActionComplete(RequestModel):
 
 
 class FollowUpRecord(RequestModel):
-    satisfaction: Whole = Field(ge=1, le=5, description="The customer's score when asked")
+    satisfaction: Annotated[int, Field(ge=1, le=5), WholeNumber] = Field(description="The customer's score when asked")
     note: Text | None = None
 
     model_config = {

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
-from crm_kit.schemas import RequestModel, ResponseModel, Timestamp, Whole
+from crm_kit.schemas import RequestModel, ResponseModel, Timestamp, WholeNumber
 
 Kind = Literal["visit", "call", "email", "complaint", "survey", "note", "callback"]
 
@@ -28,7 +28,9 @@ class InteractionCreate(RequestModel):
     direction: Literal["inbound", "outbound"] | None = None
     subject: Annotated[str, StringConstraints(max_length=200)] | None = None
     note: Annotated[str, StringConstraints(max_length=5000)] | None = None
-    score: Whole | None = Field(None, ge=1, le=5, description="Satisfaction 1–5; required for a survey")
+    score: Annotated[int, Field(ge=1, le=5), WholeNumber] | None = Field(
+        None, description="Satisfaction 1–5; required for a survey"
+    )
     staff_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     source: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,32}$")] | None = Field(
         None, description="The recording system, e.g. `complaint-api`"

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from crm_kit.schemas import RequestModel, Whole
+from crm_kit.schemas import RequestModel, WholeNumber
 
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -101,7 +101,7 @@ class Related(BaseModel):
 class BasketCompletion(RequestModel):
     items: list[Sku] = Field(min_length=1, max_length=100, description="SKUs in the cart")
     customer_id: uuid.UUID | None = Field(None, description="Personalise by this customer's history")
-    limit: Whole = Field(10, ge=1, le=50)
+    limit: Annotated[int, Field(ge=1, le=50), WholeNumber] = 10
 
     model_config = {
         "json_schema_extra": {
