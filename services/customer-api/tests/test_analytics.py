@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -39,7 +40,7 @@ from uuid_utils.compat import uuid7
 from crm_kit.db import utcnow
 from customer_api.analytics.models import AnalyticsJob
 from customer_api.analytics.scoring import quintile_scores, tiers
-from customer_api.analytics.service import refresh_values
+from customer_api.analytics.service import customer_value, refresh_values
 
 AS_OF = "2026-07-01T00:00:00+08:00"
 BUYERS: dict[str, list[tuple[str, str]]] = {
@@ -195,6 +196,43 @@ async def test_a_merge_that_brings_a_restriction_or_a_withdrawal_takes_the_survi
     assert (ids["F"], "consent_changed", {"profiling": "withdrawn"}) in survivors
     assert (ids["A"], "consent_changed") not in [(c, t) for c, t, _ in survivors]
     assert (ids["F"], "restricted") not in [(c, t) for c, t, _ in survivors]
+
+
+async def test_customers_who_leave_profiling_during_a_refresh_get_nothing_from_it(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    ids = await _populate(client)
+    await _refresh(client)
+
+    async def meanwhile(stage: str, _fraction: float) -> None:
+        if stage == "scoring and fitting":  # read, not yet written
+            assert (await client.patch(f"/v1/customers/{ids['A']}", json={"restricted": True})).status_code == 200
+            assert (await client.delete(f"/v1/customers/{ids['B']}")).status_code == 204
+
+    as_of = dt.datetime.fromisoformat(AS_OF)
+    await refresh_values(app.state.database, app.state.settings, as_of=as_of, progress=meanwhile)
+    a_value = (await client.get(f"/v1/customers/{ids['A']}/value")).json()
+    assert a_value["profiled"] is False and a_value["rfm"] is None
+    assert (await client.get(f"/v1/customers/{ids['A']}")).json()["segment"] is None
+    async with app.state.database.session_scope(read_only=True) as session:
+        assert await customer_value(session, uuid.UUID(ids["A"])) is None
+        assert await customer_value(session, uuid.UUID(ids["B"])) is None
+    assert sum(s["customers"] for s in (await client.get("/v1/analytics/segments")).json()["segments"]) == 8
+
+
+async def test_the_pipl_export_holds_the_value_analysis_and_absorbed_profiles_events(
+    client: httpx.AsyncClient,
+) -> None:
+    ids = await _populate(client)
+    await _refresh(client)
+    export = (await client.get(f"/v1/customers/{ids['A']}/export")).json()
+    assert export["value"] == (await client.get(f"/v1/customers/{ids['A']}/value")).json()
+    assert export["value"]["rfm"]["segment"] == "Champions" and export["value"]["p_alive"] is not None
+    twin = await create_customer(client, name="顾客A(重复)")
+    await client.patch(f"/v1/customers/{twin['id']}", json={"consents": {"marketing": {"status": "withdrawn"}}})
+    assert (await client.post(f"/v1/customers/{twin['id']}/merge", json={"target_id": ids["A"]})).status_code == 200
+    events = (await client.get(f"/v1/customers/{ids['A']}/export")).json()["events"]
+    assert {(e["customer_id"], e["type"]) for e in events} >= {(twin["id"], "created"), (twin["id"], "consent_changed")}
 
 
 async def test_churn_risk_lists_valuable_customers_slipping_away_with_reasons(client: httpx.AsyncClient) -> None:

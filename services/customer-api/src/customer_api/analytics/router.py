@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
-from sqlalchemy import func, select
 
 from crm_kit.auth import Principal, require
 from crm_kit.db import SessionDep, utcnow
@@ -25,13 +24,11 @@ from customer_api.analytics.schemas import (
     RefreshRequest,
     RepurchaseRead,
     RepurchaseRequest,
-    Rfm,
     SegmentsRead,
 )
 from customer_api.config import Settings
 from customer_api.customers.models import Customer
-from customer_api.customers.service import get_customer, profiling_allowed
-from customer_api.purchases.models import Purchase
+from customer_api.customers.service import get_customer
 
 router = APIRouter(tags=["analytics"])
 
@@ -52,52 +49,8 @@ def _settings(request: Request) -> Settings:
     responses=problem_responses(401, 403, 404, 410, 422),
 )
 async def customer_value(customer_id: uuid.UUID, request: Request, session: SessionDep, _: AnalyticsReader) -> Response:
-    settings = _settings(request)
     customer = await get_customer(session, customer_id)
-    body: dict[str, Any] = {
-        "customer_id": customer.id,
-        "profiled": profiling_allowed(customer.restricted, customer.consents),
-        "tier": customer.tier,
-        "tier_locked": customer.tier_locked,
-        "credit_rating": customer.credit_rating,
-        "expected_days": settings.clv_expected_days,
-        "horizon_days": settings.clv_horizon_days,
-    }
-    if not body["profiled"]:
-        body["excluded_reason"] = "restricted" if customer.restricted else "profiling_consent_withdrawn"
-        return model_response(CustomerValueRead(**body))
-    value = await service.customer_value(session, customer.id)
-    if value is None:
-        spent = await session.scalar(select(func.sum(Purchase.total)).where(Purchase.customer_id == customer.id))
-        body["established_value"] = spent or Decimal(0)
-        return model_response(CustomerValueRead(**body))
-    body.update(
-        as_of=value.as_of,
-        computed_at=value.computed_at,
-        model_version=value.model_id,
-        rfm=Rfm(
-            recency_days=value.recency_days,
-            frequency=value.frequency,
-            monetary=value.monetary,
-            r=value.r_score,
-            f=value.f_score,
-            m=value.m_score,
-            segment=value.segment,
-        ),
-        established_value=value.established_value,
-        trailing_spend=value.trailing_spend,
-        p_alive=value.p_alive,
-        expected_purchases=value.expected_purchases,
-        expected_order_value=value.expected_order_value,
-        predicted_value=value.predicted_value,
-        churn_risk={
-            "score": value.churn_risk,
-            "at_risk": value.at_risk,
-            "value_at_risk": value.value_at_risk,
-            "reasons": value.churn_reasons,
-        },
-    )
-    return model_response(CustomerValueRead(**body))
+    return model_response(await service.value_of(session, customer, _settings(request)))
 
 
 @router.post(

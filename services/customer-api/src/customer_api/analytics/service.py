@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Date, Table, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy import Date, Row, Table, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement
@@ -30,6 +30,7 @@ from sqlalchemy.sql import ColumnElement
 from crm_kit.db import Database, transaction_lock, utcnow
 from customer_api.analytics import clv
 from customer_api.analytics.models import ClvModel, CustomerValue
+from customer_api.analytics.schemas import CustomerValueRead, Rfm
 from customer_api.analytics.scoring import (
     ChurnRules,
     FloatArray,
@@ -379,16 +380,18 @@ async def refresh_values(
     now = utcnow()
     async with database.session_scope() as session:
         await transaction_lock(session, REFRESH_LOCK)
+        current = await _locked_customers(session)
+        # Read under lock: a customer restricted, withdrawn, merged or erased since the observation gets no value.
+        allowed = {row.id for row in current if profiling_allowed(row.restricted, row.consents)}
+        values = [v for v in valuation.values if v["customer_id"] in allowed]
         model = ClvModel(fitted_at=now, **valuation.model)
         session.add(model)
         await session.flush()
         await session.execute(delete(CustomerValue))
-        for start in range(0, len(valuation.values), WRITE_CHUNK):
-            chunk = [
-                {**v, "model_id": model.id, "computed_at": now} for v in valuation.values[start : start + WRITE_CHUNK]
-            ]
+        for start in range(0, len(values), WRITE_CHUNK):
+            chunk = [{**v, "model_id": model.id, "computed_at": now} for v in values[start : start + WRITE_CHUNK]]
             await session.execute(insert(VALUES), chunk)
-        tier_changes = await _apply_tiers_and_segments(session, valuation.wanted, now)
+        tier_changes = await _apply_tiers_and_segments(session, current, valuation.wanted, now)
     await report("done", 1.0)
     return {
         "as_of": as_of.isoformat(),
@@ -405,29 +408,32 @@ def _day_start(ordinal: int) -> dt.datetime:
     return dt.datetime.combine(dt.date.fromordinal(int(ordinal)), dt.time(), tzinfo=dt.UTC)
 
 
+async def _locked_customers(session: AsyncSession) -> Sequence[Row[Any]]:
+    """Every live customer's tier, segment and profiling state, locked until the refresh's writes commit."""
+    query = select(
+        Customer.id, Customer.tier, Customer.tier_locked, Customer.segment, Customer.restricted, Customer.consents
+    ).where(Customer.status == "active")
+    return (await session.execute(query.with_for_update())).all()
+
+
 async def _apply_tiers_and_segments(
-    session: AsyncSession, wanted: dict[uuid.UUID, tuple[str, str | None]], now: dt.datetime
-) -> int:
+    session: AsyncSession, current: Sequence[Row[Any]], wanted: dict[uuid.UUID, tuple[str, str | None]],
+    now: dt.datetime,
+) -> int:  # fmt: skip
     """Write new tiers (unless locked) and segments, bump versions, and put tier changes on the feed.
 
-    The current state is read under row locks in this transaction, so a tier set by hand meanwhile is
-    never overwritten and no change is announced that did not happen.
+    `current` is the state read under row locks in this transaction, so a tier set by hand meanwhile is
+    never overwritten, no change is announced that did not happen, and a customer who left profiling
+    meanwhile keeps no segment.
     """
-    current = (
-        await session.execute(
-            select(Customer.id, Customer.tier, Customer.tier_locked, Customer.segment, Customer.restricted,
-                   Customer.consents)
-            .where(Customer.status == "active")
-            .with_for_update()
-        )
-    ).all()  # fmt: skip
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for row in current:
         tier, segment = wanted.get(row.id, (row.tier, None))
-        if row.tier_locked or not profiling_allowed(row.restricted, row.consents):
+        profiled = profiling_allowed(row.restricted, row.consents)
+        if row.tier_locked or not profiled:
             tier = row.tier
-        if row.id not in wanted:
+        if row.id not in wanted or not profiled:
             segment = None
         if (tier, segment) == (row.tier, row.segment):
             continue
@@ -460,6 +466,54 @@ async def _apply_tiers_and_segments(
 
 async def customer_value(session: AsyncSession, customer_id: uuid.UUID) -> CustomerValue | None:
     return await session.get(CustomerValue, customer_id)
+
+
+async def value_of(session: AsyncSession, customer: Customer, settings: Settings) -> CustomerValueRead:
+    """A customer's value as `GET /v1/customers/{id}/value` and the PIPL export show it."""
+    body: dict[str, Any] = {
+        "customer_id": customer.id,
+        "profiled": profiling_allowed(customer.restricted, customer.consents),
+        "tier": customer.tier,
+        "tier_locked": customer.tier_locked,
+        "credit_rating": customer.credit_rating,
+        "expected_days": settings.clv_expected_days,
+        "horizon_days": settings.clv_horizon_days,
+    }
+    if not body["profiled"]:
+        body["excluded_reason"] = "restricted" if customer.restricted else "profiling_consent_withdrawn"
+        return CustomerValueRead(**body)
+    value = await customer_value(session, customer.id)
+    if value is None:
+        spent = await session.scalar(select(func.sum(Purchase.total)).where(Purchase.customer_id == customer.id))
+        body["established_value"] = spent or Decimal(0)
+        return CustomerValueRead(**body)
+    body.update(
+        as_of=value.as_of,
+        computed_at=value.computed_at,
+        model_version=value.model_id,
+        rfm=Rfm(
+            recency_days=value.recency_days,
+            frequency=value.frequency,
+            monetary=value.monetary,
+            r=value.r_score,
+            f=value.f_score,
+            m=value.m_score,
+            segment=value.segment,
+        ),
+        established_value=value.established_value,
+        trailing_spend=value.trailing_spend,
+        p_alive=value.p_alive,
+        expected_purchases=value.expected_purchases,
+        expected_order_value=value.expected_order_value,
+        predicted_value=value.predicted_value,
+        churn_risk={
+            "score": value.churn_risk,
+            "at_risk": value.at_risk,
+            "value_at_risk": value.value_at_risk,
+            "reasons": value.churn_reasons,
+        },
+    )
+    return CustomerValueRead(**body)
 
 
 async def latest_model(session: AsyncSession) -> ClvModel | None:

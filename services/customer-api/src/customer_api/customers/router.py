@@ -14,6 +14,7 @@ from crm_kit.errors import problem_responses
 from crm_kit.idempotency import IdempotencyDep
 from crm_kit.pagination import FeedPage, FeedParams, Page, PageParams
 from crm_kit.schemas import model_response
+from customer_api.analytics.schemas import CustomerValueRead
 from customer_api.customers import service
 from customer_api.customers.cache import ProfileCache, Rendering
 from customer_api.customers.dependencies import CustomersReader, CustomersWriter, region
@@ -91,6 +92,7 @@ EXPORT_EXAMPLE = {
          "occurred_at": "2026-03-08T06:12:45Z",
          "data": {"type": "individual", "owner_id": "staff-017", "consents": {"marketing": "granted"}}}
     ],
+    "value": CustomerValueRead.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
 }  # fmt: skip
 
 
@@ -231,7 +233,8 @@ async def erase_customer(
 @router.get(
     "/{customer_id}/export",
     summary="Export everything held about a person (PIPL)",
-    description="Profile, consents, purchases with lines, contact history and change events, as one JSON document.",
+    description="Profile, consents, purchases with lines, contact history, change events (those of profiles merged "
+    "into it too) and the customer's value (RFM, segment, CLV, churn risk), as one JSON document.",
     responses={
         200: {
             "description": "Everything held about the person",
@@ -242,9 +245,9 @@ async def erase_customer(
     },
 )
 async def export(
-    customer_id: uuid.UUID, session: SessionDep, _: Annotated[Principal, require("customers:pii")]
+    customer_id: uuid.UUID, request: Request, session: SessionDep, _: Annotated[Principal, require("customers:pii")]
 ) -> dict[str, Any]:
-    return await export_customer(session, customer_id=customer_id)
+    return await export_customer(session, customer_id=customer_id, settings=request.app.state.settings)
 
 
 @router.post(
