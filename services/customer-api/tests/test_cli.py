@@ -69,6 +69,39 @@ async def test_import_customers_and_purchases(client: httpx.AsyncClient, databas
     ]
 
 
+async def test_a_spreadsheet_in_gbk_with_blank_and_short_lines_imports_and_names_its_lines(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    customers_csv = tmp_path / "gbk.csv"  # as Excel on Chinese Windows saves it; trailing empty fields left out
+    customers_csv.write_bytes(
+        "name,phone,card_number\r\n赵敏,13822225555\r\n\r\n,13822226666,CARD-2002\r\n".encode("gbk")
+    )
+    output = await asyncio.to_thread(_run, ["import-customers", str(customers_csv)], env)
+    assert "1 imported, 0 already present, 1 rejected" in output, output
+    assert "│ 4   │ name" in output.replace("┃", "│"), output  # the nameless record is on line 4 of the file
+    found = (await client.get("/v1/customers", params={"q": "赵敏"})).json()["items"]
+    assert [(c["name"], c["phone"], c["card_number"]) for c in found] == [("赵敏", "+8613822225555", None)]
+
+    purchases_csv = tmp_path / "no-order-id.csv"
+    purchases_csv.write_text(
+        "order_id,phone,purchased_at,sku,quantity,unit_price\n"
+        ",13822225555,2026-10-01T10:00:00+08:00,6901,1,9.90\n"
+        "Q-1,13822225555,2026-10-01T10:00:00+08:00,6902,1,5.00\n",
+        encoding="utf-8",
+    )
+    output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert "1 imported, 0 already present, 1 rejected" in output and "order_id is missing" in output, output
+    history = (await client.get(f"/v1/customers/{found[0]['id']}/purchases")).json()["items"]
+    assert [p["order_id"] for p in history] == ["Q-1"]
+
+    unreadable = tmp_path / "latin1.csv"
+    unreadable.write_bytes(b"name,phone\n\xff\xfe\x80,1\n")
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["import-customers", str(unreadable)], env=env)
+    assert result.exit_code == 2 and "neither UTF-8 nor GB18030" in result.output and result.exception is not None
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+
+
 def test_migrate_command(tmp_path: Path) -> None:
     output = _run(["migrate"], {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"})
     assert "migrations applied" in output

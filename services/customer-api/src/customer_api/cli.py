@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -65,13 +66,30 @@ def _progress() -> Progress:
     )
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return list(csv.DictReader(handle))
+# What CSV files from tills and spreadsheets come in: UTF-8 (with or without Excel's byte-order mark), or GB18030,
+# the superset of GBK that Excel on Chinese Windows saves.
+ENCODINGS = ("utf-8-sig", "gb18030")
+Record = tuple[int, dict[str, str | None]]  # a CSV record and the line it ends on
 
 
-def _blank_to_none(row: dict[str, str]) -> dict[str, Any]:
-    return {k.strip(): (v.strip() or None) for k, v in row.items() if k}
+def _rows(path: Path) -> list[Record]:
+    """The file's records, each with the line it ends on (as an editor numbers them, blank lines counted)."""
+    data = path.read_bytes()
+    for encoding in ENCODINGS:
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise typer.BadParameter(f"{path} is neither UTF-8 nor GB18030 (GBK) text; save it as UTF-8", param_hint="PATH")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    return [(reader.line_num, row) for row in reader]
+
+
+def _blank_to_none(row: dict[str, str | None]) -> dict[str, Any]:
+    # A record shorter than the header leaves its last fields None: the same as blank.
+    return {k.strip(): ((v or "").strip() or None) for k, v in row.items() if k}
 
 
 add_service_commands(
@@ -98,7 +116,7 @@ async def _import_customers(path: Path) -> ImportReport:
             task = progress.add_task("customers", total=len(rows))
             for start in range(0, len(rows), CUSTOMER_BATCH):
                 valid: list[tuple[int, CustomerCreate]] = []
-                for number, raw in enumerate(rows[start : start + CUSTOMER_BATCH], start=start + 2):
+                for number, raw in rows[start : start + CUSTOMER_BATCH]:
                     try:
                         valid.append((number, CustomerCreate.model_validate(_customer_body(_blank_to_none(raw)))))
                     except ValidationError as exc:
@@ -132,12 +150,18 @@ def import_customers_command(
     asyncio.run(_import_customers(path)).show("customers")
 
 
-def _orders(rows: list[dict[str, str]]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Group line rows by order_id, keeping the first row number of each order."""
+def _orders(
+    rows: list[tuple[int, dict[str, str | None]]], report: ImportReport
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Group line rows by order_id, keeping the first row number of each order. A row without an order_id is
+    rejected: the id is what recognises the order when the file is imported again."""
     grouped: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
-    for number, raw in enumerate(rows, start=2):
+    for number, raw in rows:
         row = _blank_to_none(raw)
-        grouped[row.get("order_id") or f"<row {number}>"].append((number, row))
+        if row.get("order_id") is None:
+            report.rejected.append((number, "order_id is missing: it is what recognises the order on a second import"))
+            continue
+        grouped[row["order_id"]].append((number, row))
     for order_id, lines in grouped.items():
         number, head = lines[0]
         yield (
@@ -184,7 +208,7 @@ async def _import_purchases(path: Path) -> ImportReport:
     settings = Settings()
     database = Database(settings.resolved_database_url)
     report = ImportReport()
-    orders = list(_orders(_rows(path)))
+    orders = list(_orders(_rows(path), report))
     try:
         await _resolve_customers(database, orders, settings.default_region)
         with _progress() as progress:
