@@ -103,6 +103,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "customer-api": (
         r"body: Value error, 'from' must be before 'to'",  # one field against another's value
         r"body.purchased_at: .* is in the future",  # against the clock
+        r"body.as_of: .* cannot be in the future",
         r"body.birthday: .* between 1900-01-01 and today",
         r"body.(email|phone): ",  # email-validator and phonenumbers decide
     ),

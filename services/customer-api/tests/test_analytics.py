@@ -261,8 +261,18 @@ async def test_refresh_requests_join_the_running_job(client: httpx.AsyncClient, 
     responses = await asyncio.gather(*(client.post("/v1/analytics/refresh", json={}) for _ in range(5)))
     assert {r.status_code for r in responses} == {202}
     assert {r.json()["id"] for r in responses} == {str(running.id)}
+    # As of another moment it would write other tiers than asked for: a 409 that names the running job.
+    other = await client.post("/v1/analytics/refresh", json={"as_of": AS_OF})
+    assert other.status_code == 409 and other.headers["location"] == f"/v1/analytics/jobs/{running.id}", other.text
     async with app.state.database.session_scope() as session:
         await session.execute(update(AnalyticsJob).values(status="failed"))
+
+
+async def test_a_refresh_as_of_a_future_moment_is_refused(client: httpx.AsyncClient) -> None:
+    ahead = (utcnow() + dt.timedelta(days=1)).isoformat()
+    refused = await client.post("/v1/analytics/refresh", json={"as_of": ahead})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body.as_of", refused.text
+    assert (await client.post("/v1/analytics/refresh", json={"as_of": utcnow().isoformat()})).status_code == 202
 
 
 async def test_two_refreshes_at_once_agree_and_announce_each_change_once(client: httpx.AsyncClient, app: Any) -> None:

@@ -21,7 +21,7 @@ from uuid_utils.compat import uuid7
 
 from crm_kit.background import running
 from crm_kit.db import Database, utcnow
-from crm_kit.errors import failure_text
+from crm_kit.errors import Conflict, failure_text
 from customer_api.analytics.models import AnalyticsJob
 from customer_api.analytics.service import refresh_values
 from customer_api.config import Settings
@@ -33,7 +33,8 @@ STALE_AFTER = dt.timedelta(minutes=2)
 
 
 async def request_refresh(session: AsyncSession, *, as_of: dt.datetime | None) -> tuple[AnalyticsJob, bool]:
-    """Queue a refresh, or return the one already queued or running; says whether it is new."""
+    """Queue a refresh, or return the one already queued or running as of the same moment; says whether it is new.
+    One as of another moment is a 409: it would write other tiers than the caller asked for."""
     job = AnalyticsJob(id=uuid7(), status="queued", as_of=as_of, progress=0.0, requested_at=utcnow())
     try:
         async with session.begin_nested():
@@ -44,6 +45,12 @@ async def request_refresh(session: AsyncSession, *, as_of: dt.datetime | None) -
         existing = active.scalar_one_or_none()
         if existing is None:  # it finished in between: queue ours after all
             return await request_refresh(session, as_of=as_of)
+        if existing.as_of != as_of:
+            when = existing.as_of.isoformat() if existing.as_of else "now"
+            raise Conflict(
+                f"a refresh as of {when} is queued or running; ask again once it has ended",
+                headers={"Location": f"/v1/analytics/jobs/{existing.id}"},
+            ) from None
         return existing, False
     return job, True
 

@@ -58,9 +58,10 @@ async def customer_value(customer_id: uuid.UUID, request: Request, session: Sess
     status_code=202,
     response_model=JobRead,
     summary="Recompute every customer's value (background job)",
-    description="Returns the job at once. While a refresh is queued or running, asking again returns that "
-    "same job, whichever replica is asked. `as_of` analyses the purchases before that moment only.",
-    responses=problem_responses(401, 403, 422),
+    description="Returns the job at once. While a refresh is queued or running, asking again (as of the same "
+    "moment) returns that same job, whichever replica is asked; as of another moment it is a 409 naming the job. "
+    "`as_of` analyses the purchases before that moment only, and cannot be in the future.",
+    responses=problem_responses(401, 403, 409, 422),
 )
 async def refresh(
     data: RefreshRequest,

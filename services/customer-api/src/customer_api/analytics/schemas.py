@@ -6,17 +6,28 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
+from crm_kit.db import utcnow
 from crm_kit.schemas import Money, RequestModel, ResponseModel, Timestamp
 from customer_api.customers.schemas import Tier
 
 MAX_EXCLUDED_CUSTOMERS = 10_000
 
 
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _not_ahead(value: dt.datetime | None) -> dt.datetime | None:
+    # A refresh writes live tiers and segments: as of a future day, every customer would lapse at once.
+    if value is not None and value > utcnow() + CLOCK_SKEW:
+        raise ValueError("as_of cannot be in the future; it ends the observation period")
+    return value
+
+
 class RefreshRequest(RequestModel):
-    as_of: Timestamp | None = Field(
-        None, description="End of the observation period (purchases before it count); default now"
+    as_of: Annotated[Timestamp | None, AfterValidator(_not_ahead)] = Field(
+        None, description="End of the observation period (purchases before it count), not in the future; default now"
     )
 
     model_config = {"json_schema_extra": {"examples": [{}, {"as_of": "1997-10-01T00:00:00+08:00"}]}}
