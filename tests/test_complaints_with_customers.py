@@ -167,6 +167,9 @@ def test_the_customer_feed_raises_priority_repoints_merges_and_anonymises_erasur
         f"/v1/complaints/{said['id']}/satisfaction", json={"score": 4, "comment": "我在静安区等了两天"}
     )
     assert rated.status_code == 200, rated.text
+    # The desk asks for a call back about the complaint, naming no customer: it is still hers.
+    call = {"complaint_id": said["id"], "name": "要求删除", "phone": "13600001111", "topic": "静安区送货回电"}
+    callback = complaints.post("/v1/callbacks", json=call).json()
     customers.delete(f"/v1/customers/{leaving['id']}")
     erased = _until(
         lambda: (c := complaints.get(f"/v1/complaints/{said['id']}").json())["customer_snapshot"] == {} and c,
@@ -175,7 +178,10 @@ def test_the_customer_feed_raises_priority_repoints_merges_and_anonymises_erasur
     timeline = complaints.get(f"/v1/complaints/{said['id']}/timeline").json()["items"]
     retried = complaints.post("/v1/complaints", json=intake, headers=key)  # the intake's retry replays nothing
     assert retried.status_code == 410, retried.text
+    queue = complaints.get("/v1/callbacks", params={"limit": 500}).json()["items"]
+    called = next(c for c in queue if c["id"] == callback["id"])
     for secret in ("要求删除", "13600001111", "静安区"):
         assert secret not in str(erased) and secret not in str(timeline) and secret not in retried.text
+        assert secret not in str(called)
     assert erased["category"] == "delivery" and erased["status"] == "closed"  # the statistics stay
     assert erased["satisfaction"]["score"] == 4 and erased["satisfaction"]["comment"] is None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import httpx
 from conftest import auth
+from test_complaints import take
 
 
 def _at(value: str) -> dt.datetime:
@@ -31,6 +33,20 @@ async def test_a_callback_is_due_within_business_minutes_or_at_the_preferred_tim
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=20)).replace(microsecond=0)
     preferred = await ask(client, preferred_at=later.isoformat())
     assert _at(preferred["due_at"]) == later
+
+
+async def test_a_callback_about_a_complaint_is_that_customers_and_is_found_at_its_location(
+    client: httpx.AsyncClient,
+) -> None:
+    complaint = await take(client)
+    body = {"name": "陈先生", "phone": "139 1234 5678", "topic": "投诉回电", "complaint_id": complaint["id"]}
+    created = await client.post("/v1/callbacks", json=body)
+    assert created.status_code == 201 and created.json()["customer_id"] == complaint["customer_id"], created.text
+    read = await client.get(created.headers["location"])
+    assert read.status_code == 200 and read.json() == created.json()
+    assert (await client.get(f"/v1/callbacks/{uuid.uuid4()}")).status_code == 404
+    someone_else = await client.post("/v1/callbacks", json={**body, "customer_id": str(uuid.uuid4())})
+    assert someone_else.status_code == 422 and someone_else.json()["field"] == "complaint_id", someone_else.text
 
 
 async def test_the_queue_puts_the_callback_due_first_on_top(client: httpx.AsyncClient) -> None:

@@ -512,6 +512,12 @@ def private_refused(app: Any) -> Iterator[None]:
         "http://[::ffff:127.0.0.1]/hook",
         "http://0.0.0.0/hook",
         "http://no-such-host.invalid/hook",
+        # IPv6 forms that carry an internal IPv4 address to it: NAT64, the old compatible form, 6to4; site-local.
+        "http://[64:ff9b::a00:1]/hook",
+        "http://[::10.0.0.1]/hook",
+        "http://[::127.0.0.1]/hook",
+        "http://[2002:a00:1::1]/hook",
+        "http://[fec0::1]/hook",
     ],
 )
 async def test_webhooks_to_internal_addresses_are_refused(
@@ -522,9 +528,19 @@ async def test_webhooks_to_internal_addresses_are_refused(
     assert response.json()["field"] == "url"
 
 
-async def test_a_public_address_is_accepted(client: httpx.AsyncClient, private_refused: None) -> None:
-    response = await client.post("/v1/webhooks", json={"url": "https://93.184.216.34/hook", "events": ALL_EVENTS})
+@pytest.mark.parametrize(
+    "url", ["https://93.184.216.34/hook", "https://[64:ff9b::5db8:d822]/hook", "https://[2002:5db8:d822::1]/hook"]
+)
+async def test_a_public_address_is_accepted(client: httpx.AsyncClient, private_refused: None, url: str) -> None:
+    response = await client.post("/v1/webhooks", json={"url": url, "events": ALL_EVENTS})
     assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("port", ["99999", "abc", "-1", "0"])
+async def test_a_url_without_a_usable_port_is_refused(client: httpx.AsyncClient, port: str) -> None:
+    response = await client.post("/v1/webhooks", json={"url": f"http://example.com:{port}/hook", "events": ALL_EVENTS})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "body.url"
 
 
 async def test_a_destination_that_turned_internal_is_not_sent_to(

@@ -85,6 +85,16 @@ async def callback_queue(
     return model_response(page.page(rows, CallbackRead.model_validate, lambda c: (c.due_at.isoformat(), c.id)))
 
 
+@router.get(
+    "/{callback_id}",
+    response_model=CallbackRead,
+    summary="One callback request, as its Location names it",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def read_callback(callback_id: uuid.UUID, session: SessionDep, _: ComplaintsReader) -> Response:
+    return _render(await service.get_callback(session, callback_id))
+
+
 @router.post(
     "/{callback_id}/complete",
     response_model=CallbackRead,

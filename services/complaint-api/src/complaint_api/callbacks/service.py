@@ -35,21 +35,32 @@ async def request_callback(
     calendar: BusinessCalendar,
     within: dt.timedelta,
 ) -> Callback:
-    if data.complaint_id is not None and await session.get(Complaint, data.complaint_id) is None:
-        raise Unprocessable(f"no complaint {data.complaint_id}", field="complaint_id")
+    customer_id = snapshot.customer_id if snapshot else data.customer_id
+    tier, name = (snapshot.tier, snapshot.name) if snapshot else (None, None)
+    if data.complaint_id is not None:
+        complaint = await session.get(Complaint, data.complaint_id)
+        if complaint is None:
+            raise Unprocessable(f"no complaint {data.complaint_id}", field="complaint_id")
+        # The complaint's customer is the callback's: their erasure reaches it, and what is known of them counts.
+        if customer_id is not None and complaint.customer_id not in (customer_id, data.customer_id):
+            raise Unprocessable(f"complaint {complaint.number} is another customer's", field="complaint_id")
+        customer_id = complaint.customer_id
+        if snapshot is None:
+            known = complaint.customer_snapshot or {}
+            tier, name = known.get("tier"), known.get("name")
     now = utcnow()
     due = calendar.add(now, within)
     if data.preferred_at is not None and data.preferred_at > due:
         due = data.preferred_at
     callback = Callback(
         id=uuid7(),
-        customer_id=snapshot.customer_id if snapshot else data.customer_id,
-        name=data.name or (snapshot.name if snapshot else None),
+        customer_id=customer_id,
+        name=data.name or name,
         phone=normalize_phone(data.phone, "CN") if data.phone else None,
         topic=data.topic,
         channel=data.channel,
         complaint_id=data.complaint_id,
-        priority=priority_for("medium", snapshot.tier if snapshot else None),
+        priority=priority_for("medium", tier),
         preferred_at=data.preferred_at,
         due_at=due,
         status="pending",
@@ -59,6 +70,13 @@ async def request_callback(
     )
     session.add(callback)
     await session.flush()
+    return callback
+
+
+async def get_callback(session: AsyncSession, callback_id: uuid.UUID) -> Callback:
+    callback = await session.get(Callback, callback_id)
+    if callback is None:
+        raise NotFound(f"no callback {callback_id}")
     return callback
 
 

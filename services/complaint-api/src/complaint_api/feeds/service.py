@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from complaint_api.callbacks.models import Callback
@@ -84,7 +84,7 @@ async def _erased(session: AsyncSession, customer_id: uuid.UUID) -> None:
     await session.execute(update(ComplaintEvent).where(ComplaintEvent.complaint_id.in_(ids)).values(note=None))
     await session.execute(
         update(Callback)
-        .where(Callback.customer_id == customer_id)
+        .where(or_(Callback.customer_id == customer_id, Callback.complaint_id.in_(ids)))
         .values(name=None, phone=None, note=None, topic=ERASED)
     )
     plans = select(RecoveryPlan.id).where(RecoveryPlan.customer_id == customer_id)

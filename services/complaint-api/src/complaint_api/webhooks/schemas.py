@@ -30,6 +30,12 @@ def _http_url(value: str) -> str:
     if parts.username or parts.password:
         # Credentials in the URL would be stored and shown in every listing; the signature authenticates us.
         raise ValueError("must not carry credentials")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 and parts.netloc.rpartition(":")[2] not in ("", parts.hostname, f"[{parts.hostname}]"):
+        raise ValueError("must have a port from 1 to 65535")
     return value
 
 
