@@ -28,7 +28,7 @@ from customer_api.analytics.models import CustomerValue
 from customer_api.customers.models import Customer, CustomerEvent
 from customer_api.customers.schemas import ConsentChange, CustomerCreate, CustomerUpdate, Purpose
 from customer_api.interactions.models import Interaction
-from customer_api.purchases.models import Purchase
+from customer_api.purchases.models import PURCHASE_FEED, Purchase
 
 CUSTOMER_FEED = "customer-api:customer-feed"
 # Bulk registration writes through the table rather than the ORM.
@@ -349,6 +349,9 @@ async def merge_customers(session: AsyncSession, *, duplicate_id: uuid.UUID, tar
     """Fold a duplicate profile into the target: history moves, the duplicate becomes a tombstone."""
     if duplicate_id == target_id:
         raise Unprocessable("a customer cannot be merged into itself", field="target_id")
+    # Orders being written are waited for, and wait (writers take this lock before the customer's row, and so
+    # does the merge): none lands on the tombstone after its orders moved.
+    await lock_feed(session, PURCHASE_FEED)
     # Lock both rows in id order so two opposite merges cannot deadlock.
     first, second = sorted([duplicate_id, target_id])
     locked = {

@@ -13,6 +13,10 @@ from crm_kit.db import UTCDateTime, utcnow
 from customer_api.customers.models import FeedSequence
 from customer_api.db import Base
 
+# The lock every order write holds until it commits (the feed stays gap-free), and a merge takes before it moves
+# the absorbed profile's orders: an order being written lands before the move, or after it on the survivor.
+PURCHASE_FEED = "customer-api:purchase-feed"
+
 
 class Purchase(Base):
     __tablename__ = "purchases"

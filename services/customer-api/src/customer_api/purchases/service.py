@@ -25,10 +25,9 @@ from crm_kit.errors import Conflict, Gone, NotFound, Unprocessable
 from crm_kit.feeds import lock_feed
 from customer_api.customers.models import Customer
 from customer_api.customers.service import resolve_customer_id
-from customer_api.purchases.models import Purchase, PurchaseLine
+from customer_api.purchases.models import PURCHASE_FEED, Purchase, PurchaseLine
 from customer_api.purchases.schemas import BulkResult, BulkRowResult, PurchaseCreate
 
-PURCHASE_FEED = "customer-api:purchase-feed"
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
 CHUNK = 1000
@@ -115,9 +114,9 @@ async def _customer_targets(session: AsyncSession, ids: Iterable[uuid.UUID]) -> 
     pending = set(ids)
     while pending:
         batch = list(pending)[:CHUNK]
-        # Locked as `resolve_customer_id` locks one profile, in id order as a merge locks its two.
-        query = select(Customer.id, Customer.status, Customer.merged_into).where(Customer.id.in_(batch))
-        rows = await session.execute(query.order_by(Customer.id).with_for_update(read=True, key_share=True))
+        rows = await session.execute(
+            select(Customer.id, Customer.status, Customer.merged_into).where(Customer.id.in_(batch))
+        )
         for row in rows:
             status[row.id] = (row.status, row.merged_into)
         pending -= set(batch)
