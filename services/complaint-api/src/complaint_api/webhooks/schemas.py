@@ -31,10 +31,10 @@ def _http_url(value: str) -> str:
         # Credentials in the URL would be stored and shown in every listing; the signature authenticates us.
         raise ValueError("must not carry credentials")
     try:
-        port = parts.port
+        port = parts.port  # None when the URL names none
     except ValueError:
-        port = 0
-    if port == 0 and parts.netloc.rpartition(":")[2] not in ("", parts.hostname, f"[{parts.hostname}]"):
+        port = 0  # not a number, or past 65535
+    if port == 0:
         raise ValueError("must have a port from 1 to 65535")
     return value
 
