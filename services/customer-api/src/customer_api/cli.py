@@ -77,14 +77,11 @@ def _rows(path: Path) -> list[Record]:
     data = path.read_bytes()
     for encoding in ENCODINGS:
         try:
-            text = data.decode(encoding)
-            break
+            reader = csv.DictReader(io.StringIO(data.decode(encoding), newline=""))
         except UnicodeDecodeError:
             continue
-    else:
-        raise typer.BadParameter(f"{path} is neither UTF-8 nor GB18030 (GBK) text; save it as UTF-8", param_hint="PATH")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    return [(reader.line_num, row) for row in reader]
+        return [(reader.line_num, row) for row in reader]
+    raise typer.BadParameter(f"{path} is neither UTF-8 nor GB18030 (GBK) text; save it as UTF-8", param_hint="PATH")
 
 
 def _blank_to_none(row: dict[str, str | None]) -> dict[str, Any]:
@@ -150,9 +147,7 @@ def import_customers_command(
     asyncio.run(_import_customers(path)).show("customers")
 
 
-def _orders(
-    rows: list[tuple[int, dict[str, str | None]]], report: ImportReport
-) -> Iterator[tuple[int, dict[str, Any]]]:
+def _orders(rows: list[Record], report: ImportReport) -> Iterator[tuple[int, dict[str, Any]]]:
     """Group line rows by order_id, keeping the first row number of each order. A row without an order_id is
     rejected: the id is what recognises the order when the file is imported again."""
     grouped: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)

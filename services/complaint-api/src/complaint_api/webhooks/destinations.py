@@ -22,8 +22,8 @@ NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in th
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one carries to an IPv4 host: mapped, 6to4, NAT64, or the old compatible form."""
-    if ip.ipv4_mapped is not None or ip.sixtofour is not None:
-        return ip.ipv4_mapped or ip.sixtofour
+    if (carried := ip.ipv4_mapped or ip.sixtofour) is not None:
+        return carried
     if ip in NAT64 or (int(ip) >> 32 == 0 and int(ip) > 1):  # ::a.b.c.d, not :: or ::1
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None

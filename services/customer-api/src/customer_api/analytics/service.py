@@ -391,7 +391,7 @@ async def refresh_values(
         for start in range(0, len(values), WRITE_CHUNK):
             chunk = [{**v, "model_id": model.id, "computed_at": now} for v in values[start : start + WRITE_CHUNK]]
             await session.execute(insert(VALUES), chunk)
-        tier_changes = await _apply_tiers_and_segments(session, current, valuation.wanted, now)
+        tier_changes = await _apply_tiers_and_segments(session, current, allowed, valuation.wanted, now)
     await report("done", 1.0)
     return {
         "as_of": as_of.isoformat(),
@@ -417,20 +417,20 @@ async def _locked_customers(session: AsyncSession) -> Sequence[Row[Any]]:
 
 
 async def _apply_tiers_and_segments(
-    session: AsyncSession, current: Sequence[Row[Any]], wanted: dict[uuid.UUID, tuple[str, str | None]],
-    now: dt.datetime,
+    session: AsyncSession, current: Sequence[Row[Any]], allowed: set[uuid.UUID],
+    wanted: dict[uuid.UUID, tuple[str, str | None]], now: dt.datetime,
 ) -> int:  # fmt: skip
     """Write new tiers (unless locked) and segments, bump versions, and put tier changes on the feed.
 
-    `current` is the state read under row locks in this transaction, so a tier set by hand meanwhile is
-    never overwritten, no change is announced that did not happen, and a customer who left profiling
-    meanwhile keeps no segment.
+    `current` is the state read under row locks in this transaction (`allowed`: those of it who may be profiled),
+    so a tier set by hand meanwhile is never overwritten, no change is announced that did not happen, and a
+    customer who left profiling meanwhile keeps no segment.
     """
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for row in current:
         tier, segment = wanted.get(row.id, (row.tier, None))
-        profiled = profiling_allowed(row.restricted, row.consents)
+        profiled = row.id in allowed
         if row.tier_locked or not profiled:
             tier = row.tier
         if row.id not in wanted or not profiled:
