@@ -5,6 +5,7 @@ service is a 500, and a database host that is gone or does not answer is a 503 i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, Request
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from crm_kit.app import build_app
@@ -193,6 +194,53 @@ async def test_a_database_host_that_is_gone_or_hangs_is_a_503_within_the_connect
             response = await asyncio.wait_for(client.get("/v1/cells/count"), timeout=10)
         assert _problem(response, 503)["detail"] == "the database is not reachable; retry shortly"
         assert response.headers["retry-after"] == "1"
+
+
+class StallingProxy:
+    """A TCP relay to the database that can go silent: connections stay open, nothing more gets through (a
+    database host that stops answering mid-conversation, where no server-side limit can end the wait)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                await self.flowing.wait()
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection(*self.target)
+        await asyncio.gather(self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer))
+
+
+async def test_a_database_that_goes_silent_mid_conversation_is_a_503_within_the_statement_timeout(
+    tmp_path: Path, database_url: str
+) -> None:
+    if not _postgresql(database_url):
+        pytest.skip("SQLite is a file, not a host that can go silent")
+    url = make_url(database_url)
+    proxy = StallingProxy((url.host or "127.0.0.1", url.port or 5432))
+    server = await asyncio.start_server(proxy._relay, "127.0.0.1", 0)
+    through = url.set(host="127.0.0.1", port=server.sockets[0].getsockname()[1]).render_as_string(hide_password=False)
+    try:
+        async with _served(tmp_path, through, db_connect_timeout=0.5, db_statement_timeout=0.5) as (app, client):
+            async with app.state.database.engine.begin() as connection:
+                await connection.execute(text(CREATE))
+            assert (await client.get("/v1/cells/count")).json() == {"count": 0}  # the pool holds a connection now
+            proxy.flowing.clear()
+            stalled = await asyncio.wait_for(client.get("/v1/cells/count"), timeout=10)
+            assert _problem(stalled, 503)["detail"] == "the database is not reachable; retry shortly"
+            ready = await asyncio.wait_for(client.get("/readyz"), timeout=10)
+            assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+            proxy.flowing.set()
+    finally:
+        proxy.flowing.set()
+        server.close()
 
 
 async def test_a_statement_prepared_before_a_migration_changed_its_table_is_a_503_and_passes_on_retry(

@@ -28,6 +28,11 @@ class Note(BaseModel):
     text: str
 
 
+@router.get("/v1/echo/{text:path}")
+async def echo_path(text: str, q: str = "") -> dict[str, str]:
+    return {"text": text, "q": q}
+
+
 @router.post("/v1/notes")
 async def echo(note: Note) -> Note:
     return note
@@ -55,6 +60,15 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after_and_others_are_unaf
         assert refused.json()["status"] == 429 and refused.headers["x-request-id"]
         assert (await client.get("/v1/ping", headers={"Authorization": "Bearer key-two"})).status_code == 200
         assert [(await client.get("/healthz")).status_code for _ in range(10)] == [200] * 10
+
+
+async def test_a_key_is_one_bucket_however_its_scheme_is_written(tmp_path: Path) -> None:
+    async with _client(tmp_path, rate_limit_per_minute=60, rate_limit_burst=2) as client:
+        statuses = [
+            (await client.get("/v1/ping", headers={"Authorization": f"{scheme} key-one"})).status_code
+            for scheme in ("Bearer", "bearer", "BEARER", "bEaReR")
+        ]
+        assert statuses == [200, 200, 429, 429]
 
 
 async def test_no_limit_unless_configured(tmp_path: Path) -> None:
@@ -98,6 +112,31 @@ async def test_a_backslash_before_u0000_is_text_not_nul(tmp_path: Path) -> None:
             taken = await client.post("/v1/notes", content=_sent_in_pieces(*pieces), headers=JSON)
             assert taken.status_code == 200
         assert taken.json() == {"text": "a\\u0000"}
+
+
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        ("/v1/echo/a?q=%FF", "query"),  # a lone byte
+        ("/v1/echo/a?q=%E7%8E", "query"),  # 王 cut short
+        ("/v1/echo/a?q=%C0%80", "query"),  # an overlong form
+        ("/v1/echo/%ED%A0%80", "path"),  # a surrogate
+        ("/v1/echo/%E7%8E?q=%E7%8E", "path"),
+    ],
+)
+async def test_escapes_that_are_not_utf8_are_a_422(tmp_path: Path, url: str, part: str) -> None:
+    async with _client(tmp_path) as client:
+        refused = await client.get(url)
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"] == [
+            {"field": part, "message": "percent-escapes must decode to UTF-8 text", "type": "invalid_utf8"}
+        ]
+
+
+async def test_utf8_escapes_and_a_literal_replacement_character_are_taken(tmp_path: Path) -> None:
+    async with _client(tmp_path) as client:
+        taken = await client.get("/v1/echo/%E7%8E%8B%20%EF%BF%BD?q=%E7%8E%8B+%25FF%20%EF%BF%BD")
+        assert taken.status_code == 200 and taken.json() == {"text": "王 \ufffd", "q": "王 %FF \ufffd"}
 
 
 async def test_a_body_over_the_limit_without_content_length_is_a_413(tmp_path: Path) -> None:

@@ -119,6 +119,7 @@ def build_app(
             settings.resolved_database_url,
             pool_size=settings.db_pool_size,
             connect_timeout=settings.db_connect_timeout,
+            statement_timeout=settings.db_statement_timeout,
         )
         app.state.database = database
         try:

@@ -1,11 +1,16 @@
-"""Background jobs that live as long as an application: started on entry, cancelled and awaited on exit."""
+"""Background jobs that live as long as an application: started on entry, cancelled and awaited on exit; and the
+claim a replica holds on a shared job (one any replica may run) while it runs it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -20,3 +25,53 @@ async def running(jobs: Mapping[str, Coroutine[Any, Any, Any]]) -> AsyncIterator
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def holding_claim(
+    *,
+    beat: Callable[[], Awaitable[object]],
+    every: float,
+    release: Callable[[], Awaitable[object]],
+    release_within: float = 5.0,
+) -> AsyncIterator[None]:
+    """Hold a claim on a shared job for the body's lifetime.
+
+    `beat` (a heartbeat write) runs every `every` seconds, so other replicas see the holder alive however long
+    one step of the job takes. When the body is cancelled (the process is shutting down), `release` hands the
+    job back, so another replica, or this one once restarted, takes it over at once rather than after the stale
+    timeout; then the cancellation goes on. The heartbeat has stopped before `release` starts, and `release`
+    runs in a task of its own: the cancellation is not delivered into it, and a second one only stops the
+    waiting. It is given `release_within` seconds; a release that fails leaves the claim to the stale timeout.
+    """
+    beating = asyncio.create_task(_beat_every(beat, every))
+    try:
+        yield
+    except asyncio.CancelledError:
+        handing_back = asyncio.create_task(_hand_back(beating, release))
+        done, _ = await asyncio.wait({handing_back}, timeout=release_within)
+        if not done:
+            handing_back.cancel()
+            log.warning("claim_release_timed_out", seconds=release_within)
+        elif (error := handing_back.exception()) is not None:
+            log.warning("claim_release_failed", error=repr(error))
+        raise
+    finally:
+        beating.cancel()
+        await asyncio.wait({beating})
+
+
+async def _beat_every(beat: Callable[[], Awaitable[object]], every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await beat()
+        except Exception:  # a database blip: the next beat may get through before the claim goes stale
+            log.exception("heartbeat_failed")
+
+
+async def _hand_back(beating: asyncio.Task[None], release: Callable[[], Awaitable[object]]) -> None:
+    # The release is the claim's last write: no beat lands after it.
+    beating.cancel()
+    await asyncio.wait({beating})
+    await release()

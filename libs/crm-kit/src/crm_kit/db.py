@@ -2,7 +2,8 @@
 
 SQLite gets WAL, foreign keys, a busy timeout and `BEGIN IMMEDIATE` for write transactions, so
 concurrent writers queue on the database lock instead of failing with "database is locked" when a
-read snapshot is upgraded. Read-only sessions (GET requests) run in autocommit and do not queue.
+read snapshot is upgraded. Read-only sessions (GET requests) run in autocommit and do not queue. It also
+gets `crm_local_date`, the calendar date of a stored UTC time in a time zone (see `local_date`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, MetaData, Table, event, text
+from sqlalchemy import JSON, ColumnExpressionArgument, Date, DateTime, MetaData, Table, event, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
-from sqlalchemy.sql.expression import FromClause, Select
+from sqlalchemy.sql.expression import ColumnElement, FromClause, Select
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -67,6 +69,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 READ_ONLY = "crm_read_only"
 
 
+def _sqlite_local_date(stored: str | None, zone: str) -> str | None:
+    """`crm_local_date` on SQLite: the ISO date, in the IANA time zone `zone`, of a UTC time as SQLite stores it."""
+    if stored is None:
+        return None
+    return dt.datetime.fromisoformat(stored).replace(tzinfo=dt.UTC).astimezone(ZoneInfo(zone)).date().isoformat()
+
+
+def local_date(session: AsyncSession, column: ColumnExpressionArgument[dt.datetime], zone: str) -> ColumnElement[Any]:
+    """SQL: the calendar date of a UTC timestamp column in the IANA time zone `zone`, with the offset in force
+    at each row's own time (daylight saving time included). A `date` on PostgreSQL, ISO text on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.timezone(zone, column).cast(Date)
+    return func.crm_local_date(column, zone)
+
+
 def _prepare_sqlite(engine: AsyncEngine, url: str, *, foreign_keys: bool) -> None:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
@@ -82,6 +99,7 @@ def _prepare_sqlite(engine: AsyncEngine, url: str, *, foreign_keys: bool) -> Non
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        dbapi_connection.create_function("crm_local_date", 2, _sqlite_local_date, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -90,7 +108,14 @@ def _prepare_sqlite(engine: AsyncEngine, url: str, *, foreign_keys: bool) -> Non
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5, foreign_keys: bool = True) -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    connect_timeout: float = 5,
+    statement_timeout: float = 0,
+    foreign_keys: bool = True,
+) -> AsyncEngine:
     """The engine of `url`. `foreign_keys=False` leaves SQLite's foreign keys unenforced, for migrations only."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, hide_parameters=True)
@@ -100,23 +125,33 @@ def make_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5, fo
     # No pre-ping (a round trip per request): a connection that drops is invalidated on its first error
     # (that request answers 503) and the pool reconnects; recycling bounds the age of idle connections.
     # A new connection waits at most `connect_timeout` seconds (asyncpg's own default is 60) for a database
-    # host that does not answer, so the request gets its 503 while the client still waits.
+    # host that does not answer, so the request gets its 503 while the client still waits. A statement waits at
+    # most `statement_timeout` seconds (asyncpg's command_timeout, on the client: it also ends the wait on a
+    # database that went silent on an open connection, where no server-side limit would ever answer).
+    connect_args: dict[str, Any] = {"timeout": connect_timeout}
+    if statement_timeout > 0:
+        connect_args["command_timeout"] = statement_timeout
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
         hide_parameters=True,
-        connect_args={"timeout": connect_timeout},
+        connect_args=connect_args,
     )
 
 
 class Database:
     """An engine and its session factories: read-write (the default) and read-only."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 5) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, connect_timeout: float = 5, statement_timeout: float = 0
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size, connect_timeout=connect_timeout)
+        self.connect_timeout = connect_timeout
+        self.engine = make_engine(
+            url, pool_size=pool_size, connect_timeout=connect_timeout, statement_timeout=statement_timeout
+        )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # GET requests read in autocommit: one round trip per statement, no BEGIN/COMMIT around it.
         read_options: dict[str, Any] = {READ_ONLY: True}

@@ -97,7 +97,15 @@ class PreconditionRequired(ProblemError):
 
 
 class Unprocessable(ProblemError):
+    """A value refused by a rule beyond the schema (one field against another, the clock, the state it meets).
+    Given its `field`, it lists it in `errors` as a validation failure does, so a client reads one shape."""
+
     status, title, slug = 422, "Unprocessable content", "unprocessable"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any):
+        if extra.get("field") is not None and "errors" not in extra:
+            extra["errors"] = [{"field": extra["field"], "message": detail or self.title, "type": self.slug}]
+        super().__init__(detail, headers=headers, **extra)
 
 
 class PayloadTooLarge(ProblemError):
@@ -113,19 +121,22 @@ class BodyRefused(StarletteHTTPException):
         self.problem = problem
 
 
-#: Why text holding U+0000 is refused: PostgreSQL cannot store it, so every backend refuses it alike.
-NUL_MESSAGE = "text may not contain the NUL character (U+0000)"
+#: Why text is refused up front, by the error's type: PostgreSQL cannot store U+0000, so every backend refuses it
+#: alike; percent-escapes that are not UTF-8 would otherwise reach the service as U+FFFD, replacing what was sent.
+TEXT_REFUSALS = {
+    "nul_character": "text may not contain the NUL character (U+0000)",
+    "invalid_utf8": "percent-escapes must decode to UTF-8 text",
+}
 
 
-class NulInText(ProblemError):
-    """U+0000 in the body, the query or the path: a validation failure of the part it is in."""
+class TextRefused(ProblemError):
+    """Text refused in the body, the query or the path (see TEXT_REFUSALS): a validation failure of that part."""
 
     status, title, slug = 422, "Validation failed", "validation"
 
-    def __init__(self, part: str) -> None:
-        super().__init__(
-            "1 field(s) failed validation", errors=[{"field": part, "message": NUL_MESSAGE, "type": "nul_character"}]
-        )
+    def __init__(self, part: str, reason: str = "nul_character") -> None:
+        error = {"field": part, "message": TEXT_REFUSALS[reason], "type": reason}
+        super().__init__("1 field(s) failed validation", errors=[error])
 
 
 class ServiceUnavailable(ProblemError):

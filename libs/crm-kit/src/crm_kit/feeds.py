@@ -72,15 +72,24 @@ async def feed_position(session: AsyncSession, feed: str) -> FeedPosition:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Followed:
+    """What one `follow_feed` call did: the entries it applied, and whether more are waiting (after its page,
+    or being applied by another replica that moved the cursor first)."""
+
+    applied: int
+    more: bool
+
+
 async def follow_feed(
     database: Database, peer: PeerClient, *, feed: str, path: str, apply: ApplyPage, limit: int = 200
-) -> int | None:
+) -> Followed | None:
     """Read the next page of a peer's feed and apply it in one transaction together with the new cursor.
 
-    Returns how many entries were applied (0 when caught up), or None when the peer could not be read (the
-    error is kept on the cursor row) or another replica moved the cursor meanwhile. The peer is asked with
-    no transaction open; the page is applied only if the cursor is still where it was read from, so a
-    crash, a slow peer or a second replica neither loses a page nor applies one twice.
+    Returns None when the peer could not be read (the error is kept on the cursor row). The peer is asked with
+    no transaction open; the page is applied only if the cursor is still where it was read from (else another
+    replica applied it meanwhile, and this call applies nothing), so a crash, a slow peer or a second replica
+    neither loses a page nor applies one twice.
     """
     async with database.session_scope() as session:
         row = {"feed": feed, "cursor": None, "updated_at": utcnow(), "applied": 0}
@@ -98,23 +107,24 @@ async def follow_feed(
         async with database.session_scope() as session:
             await _update(session, feed, last_error=str(exc)[:500], updated_at=utcnow())
         return None
+    items: list[dict[str, Any]] = page["items"]
+    more = bool(page.get("has_more", bool(items)))
     async with database.session_scope() as session:
         query = select(feed_cursors.c.cursor, feed_cursors.c.applied).where(feed_cursors.c.feed == feed)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update()
         now_at, applied = (await session.execute(query)).one()
         if now_at != cursor:
-            return None  # another replica applied this page meanwhile
-        items: list[dict[str, Any]] = page["items"]
+            return Followed(0, more=bool(items))  # another replica applied this page meanwhile
         if items:
             await apply(session, items)
         now = utcnow()
         values: dict[str, Any] = {"cursor": page["next_cursor"], "updated_at": now, "last_error": None}
         values["applied"] = applied + len(items)
-        if not page.get("has_more", bool(items)):
+        if not more:
             values["caught_up_at"] = now
         await _update(session, feed, **values)
-    return len(items)
+    return Followed(len(items), more)
 
 
 async def _update(session: AsyncSession, feed: str, **values: Any) -> None:

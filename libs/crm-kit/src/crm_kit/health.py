@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -10,7 +11,7 @@ from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from crm_kit.db import Database
 
@@ -27,7 +28,10 @@ def migration_heads(alembic_ini: Path) -> set[str]:
 
 
 async def current_revisions(database: Database) -> set[str]:
+    """The migrations the database is at; none for a database without the schema yet."""
     async with database.engine.connect() as conn:
+        if not await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version")):
+            return set()
         rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
         return {r[0] for r in rows}
 
@@ -78,7 +82,9 @@ def health_router() -> APIRouter:
         database: Database = request.app.state.database
         heads: set[str] = request.app.state.migration_heads
         try:
-            revisions = await current_revisions(database)
+            # Bounded: a database that went silent on an open connection answers nothing at all.
+            async with asyncio.timeout(database.connect_timeout):
+                revisions = await current_revisions(database)
         except Exception as exc:  # noqa: BLE001 - any failure here means "not ready", said in the body
             return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
         if revisions != heads:

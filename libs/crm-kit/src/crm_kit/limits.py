@@ -38,8 +38,10 @@ class RateLimitMiddleware:
     def _caller(self, scope: Scope) -> bytes:
         for name, value in scope["headers"]:
             if name == b"authorization":
-                # The key itself is never kept in memory longer than the request: only a digest of it.
-                return hashlib.blake2b(value, digest_size=16).digest()
+                # One bucket per key however the scheme is written (auth takes "bearer" in any case). The key itself
+                # is never kept in memory longer than the request: only a digest of it.
+                scheme, _, token = value.partition(b" ")
+                return hashlib.blake2b(token.strip() if scheme.lower() == b"bearer" else value, digest_size=16).digest()
         client = scope.get("client")
         return b"addr:" + (client[0].encode() if client else b"unknown")
 

@@ -1,5 +1,6 @@
 """Request ids, one JSON log line per request, Prometheus metrics, the request-size limit, and the refusal of
-text holding U+0000 (NUL), which PostgreSQL cannot store: the database would fail the request after it was taken.
+text holding U+0000 (NUL), which PostgreSQL cannot store (the database would fail the request after it was taken),
+or a path or query whose percent-escapes are not UTF-8 (Starlette would read U+FFFD in their place).
 
 A pure ASGI middleware (no per-request task or body copy) so that it costs little on hot reads.
 """
@@ -15,6 +16,7 @@ import secrets
 import sys
 import time
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 import structlog
@@ -23,12 +25,36 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.tracebacks import ExceptionDictTransformer
 
 from crm_kit.context import request_id
-from crm_kit.errors import PROBLEM_BASE, BodyRefused, NulInText, PayloadTooLarge
+from crm_kit.errors import PROBLEM_BASE, BodyRefused, PayloadTooLarge, ProblemError, TextRefused
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: A JSON string escape of U+0000: `\u0000` after an even run of backslashes (an odd run escapes a backslash).
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _TAIL = 64  # bytes of the previous body chunk kept, so an escape split across chunks is still seen
+
+
+def _is_utf8(raw: bytes) -> bool:
+    """Whether a raw path or query string, percent-decoded, is UTF-8 (plain ASCII without escapes is)."""
+    if raw.isascii() and b"%" not in raw:
+        return True
+    try:
+        unquote_to_bytes(raw).decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _request_line_refusal(scope: Scope) -> TextRefused | None:
+    """Why the request's path or query is refused before it is routed, if it is."""
+    if "\x00" in scope["path"]:
+        return TextRefused("path")
+    if b"%00" in scope["query_string"]:
+        return TextRefused("query")
+    if not _is_utf8(scope.get("raw_path") or b""):
+        return TextRefused("path", "invalid_utf8")
+    if not _is_utf8(scope["query_string"]):
+        return TextRefused("query", "invalid_utf8")
+    return None
 
 
 def _add_request_id(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -47,28 +73,29 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    tail: list[Any] = [
+        # Frame locals would carry request bodies (names, phones) into the logs.
+        structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+        structlog.processors.EventRenamer("message"),
+        lambda _l, _n, e: {"service": service, **e},
+        structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o, default=str).decode()),
+    ]
     structlog.configure(
-        processors=[
-            *shared,
-            # Frame locals would carry request bodies (names, phones) into the logs.
-            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
-            structlog.processors.EventRenamer("message"),
-            lambda _l, _n, e: {"service": service, **e},
-            structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o, default=str).decode()),
-        ],
+        processors=[*shared, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(numeric if isinstance(numeric, int) else 20),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+    # Lines of the standard library's loggers (uvicorn, httpx, the jobs' `logging` calls) take the same shape:
+    # `message`, their `extra=` fields, the exception as structlog renders it (no frame locals), text as written.
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                lambda _l, _n, e: {"service": service, **e},
-                structlog.processors.JSONRenderer(),
+                *tail,
             ],
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         )
     )
     root = logging.getLogger()
@@ -76,6 +103,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(numeric if isinstance(numeric, int) else logging.INFO)
     # The middleware writes the access line; uvicorn's own would be a second, unstructured one.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx and httpcore log every request's full URL at INFO: a webhook's URL may hold its receiver's token, and a
+    # peer call's query string customer data. PeerClient logs its calls itself, without the query.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 class Metrics:
@@ -108,16 +139,6 @@ class Metrics:
             self._series[(method, route, str(status))] = series
         series[0].inc()
         series[1].observe(seconds)
-
-
-_TOO_LARGE = orjson.dumps(
-    {
-        "type": "https://errors.retail-crm.dev/payload-too-large",
-        "title": "Payload too large",
-        "status": 413,
-        "detail": "the request body exceeds the size limit",
-    }
-)
 
 
 class RequestContextMiddleware:
@@ -159,15 +180,19 @@ class RequestContextMiddleware:
 
         try:
             if length is not None and length > self.max_body_bytes:
-                await self._too_large(send_with_id)
-            elif "\x00" in scope["path"] or b"%00" in scope["query_string"]:
-                await self._nul_refused(send_with_id, scope["path"], "path" if "\x00" in scope["path"] else "query")
+                await self._refused(
+                    send_with_id, scope["path"], PayloadTooLarge("the request body exceeds the size limit")
+                )
+            elif refusal := _request_line_refusal(scope):
+                await self._refused(send_with_id, scope["path"], refusal)
             else:
                 await self.app(scope, self._checked(receive), send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            # API routes set `route`; the framework's own (the OpenAPI document, /docs) only `endpoint`, on a fixed
+            # path. Anything else (a 404, a refusal before routing) would be one label per path sent: "unmatched".
+            template = getattr(route, "path", None) or (scope["path"] if "endpoint" in scope else "unmatched")
             method = scope["method"]
             self.metrics.observe(method, template, status, elapsed)
             if self.access_log:
@@ -216,28 +241,16 @@ class RequestContextMiddleware:
                     raise BodyRefused(PayloadTooLarge("the request body exceeds the size limit"))
                 # The plain searches first (the fast ones); the body is joined to the tail only on a hit.
                 if (b"u0000" in chunk or b"u0000" in tail + chunk[:5]) and _JSON_NUL.search(tail + chunk):
-                    raise BodyRefused(NulInText("body"))
+                    raise BodyRefused(TextRefused("body"))
                 tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (tail + chunk)[-_TAIL:]
             return message
 
         return receive_checked
 
     @staticmethod
-    async def _nul_refused(send: Send, path: str, part: str) -> None:
-        refusal = NulInText(part)
+    async def _refused(send: Send, path: str, refusal: ProblemError) -> None:
         body = {"type": f"{PROBLEM_BASE}{refusal.slug}", "title": refusal.title, "status": refusal.status}
         body |= {"detail": refusal.detail, "instance": path.replace("\x00", "%00"), **refusal.extra}
         headers = [(b"content-type", b"application/problem+json")]
         await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
         await send({"type": "http.response.body", "body": orjson.dumps(body)})
-
-    @staticmethod
-    async def _too_large(send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/problem+json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": _TOO_LARGE})

@@ -74,6 +74,19 @@ YEARS = r"^(19[0-9]{2}|[2-8][0-9]{3})-"
 Timestamp = Annotated[
     AwareDatetime, BeforeValidator(_written_out), AfterValidator(_in_range), Documented(pattern=YEARS)
 ]
+#: How far ahead of this clock another may run: a time written as "now" on a till or a phone is still now.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _not_ahead(value: dt.datetime) -> dt.datetime:
+    if value > dt.datetime.now(dt.UTC) + CLOCK_SKEW:
+        raise ValueError("cannot be in the future")
+    return value
+
+
+#: A Timestamp of something that has happened (or ends now): one ahead of this clock by more than CLOCK_SKEW is
+#: a 422.
+PastTimestamp = Annotated[Timestamp, AfterValidator(_not_ahead)]
 #: A calendar day written out (2026-11-24); a number is a 422.
 Day = Annotated[dt.date, BeforeValidator(_written_out)]
 #: A body's true or false; pydantic would also take 0, 1, "yes" or "off".

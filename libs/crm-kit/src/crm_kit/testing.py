@@ -14,7 +14,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -23,6 +23,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic import ValidationError
 from sqlalchemy import MetaData, delete
 
 from crm_kit.db import Database, make_engine
@@ -31,6 +32,7 @@ from crm_kit.settings import DEV_API_KEY, ApiKeyConfig, ServiceSettings, hash_ap
 
 BACKENDS = ("sqlite", "postgresql")
 DEV_KEY = DEV_API_KEY
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -104,6 +106,53 @@ async def empty_tables(database: Database, metadatas: Iterable[MetaData]) -> Non
         for metadata in metadatas:
             for table in reversed(metadata.sorted_tables):
                 await session.execute(delete(table))
+
+
+@asynccontextmanager
+async def own_database(
+    backend: str, settings: SettingsT, *, prefix: str, alembic_ini: Path, directory: Path
+) -> AsyncIterator[tuple[Database, SettingsT]]:
+    """A migrated database of its own and `settings` pointing at it: where no replica but the test's own runs
+    background jobs (the suite's app polls its database, not this one)."""
+    async with temporary_database(backend, prefix, directory) as url:
+        await asyncio.to_thread(upgrade_database, alembic_ini, url)
+        database = Database(url)
+        try:
+            yield database, settings.model_copy(update={"database_url": url})
+        finally:
+            await database.dispose()
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """`app` with its lifespan running (its background jobs too), and a client of it with the dev key."""
+    headers = {"Authorization": f"Bearer {DEV_KEY}"}
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers) as client,
+    ):
+        yield client
+
+
+async def poll_status(client: httpx.AsyncClient, url: str, *, while_in: Iterable[str]) -> dict[str, Any]:
+    """GET `url` until its `status` leaves `while_in` (a job's pending states), for up to 30 s; the last body."""
+    pending = set(while_in)
+    for _ in range(600):
+        body: dict[str, Any] = (await client.get(url)).json()
+        if body["status"] not in pending:
+            return body
+        await asyncio.sleep(0.05)
+    return body
+
+
+def assert_setting_refused(
+    settings: type[ServiceSettings], monkeypatch: pytest.MonkeyPatch, variable: str, value: str, complaint: str
+) -> None:
+    """Reading `settings` with `variable=value` in the environment fails with `complaint`, naming the variable."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=complaint) as caught:
+        settings()
+    assert variable in str(caught.value)
 
 
 def service_fixtures(
