@@ -29,18 +29,26 @@ import asyncio
 import datetime as dt
 import time
 import uuid
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from helpers import create_customer, order
-from sqlalchemy import update
+from sqlalchemy import select, update
 from uuid_utils.compat import uuid7
 
-from crm_kit.db import utcnow
+from crm_kit.db import Database, utcnow
+from crm_kit.testing import own_database, poll_status, serving
+from customer_api.analytics import jobs
+from customer_api.analytics.jobs import request_refresh, run_one
 from customer_api.analytics.models import AnalyticsJob
 from customer_api.analytics.scoring import quintile_scores, tiers
-from customer_api.analytics.service import customer_value, refresh_values
+from customer_api.analytics.service import Progress, customer_value, load_purchase_days, refresh_values
+from customer_api.config import Settings
+from customer_api.main import ALEMBIC_INI, create_app
 
 AS_OF = "2026-07-01T00:00:00+08:00"
 BUYERS: dict[str, list[tuple[str, str]]] = {
@@ -235,6 +243,40 @@ async def test_the_pipl_export_holds_the_value_analysis_and_absorbed_profiles_ev
     assert {(e["customer_id"], e["type"]) for e in events} >= {(twin["id"], "created"), (twin["id"], "consent_changed")}
 
 
+async def test_purchase_days_are_business_days_with_the_offset_of_their_own_date(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    """A business time zone with daylight saving time: each purchase's day takes the offset in force when it was
+    made, not the offset at the observation time (Berlin is UTC+2 in July, UTC+1 in January and December)."""
+    customer = (await create_customer(client, name="Lena"))["id"]
+    bought = {"2026-07-01T22:30:00Z": "2026-07-02", "2026-01-15T23:30:00Z": "2026-01-16",
+              "2026-03-29T00:30:00Z": "2026-03-29", "2026-10-24T22:30:00Z": "2026-10-25"}  # fmt: skip
+    rows = [order(customer, purchased_at=at, items=[{"sku": "S", "quantity": "1", "unit_price": "9"}]) for at in bought]
+    assert (await client.post("/v1/purchases/bulk", json={"purchases": rows})).json()["created"] == len(rows)
+    as_of = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    async with app.state.database.session_scope(read_only=True) as session:
+        days = await load_purchase_days(session, {uuid.UUID(customer): 0}, as_of=as_of, timezone="Europe/Berlin")
+    assert sorted(dt.date.fromordinal(d).isoformat() for d in days.day.tolist()) == sorted(bought.values())
+
+
+async def test_equal_spends_made_of_different_amounts_rank_equal(client: httpx.AsyncClient) -> None:
+    """0.10 + 0.20 and 0.30 are the same spend: both customers get the top tier and the same M score (added as
+    floats, the first is more, and the second drops from gold to regular in a base of two)."""
+    apart = (await create_customer(client, name="两次"))["id"]
+    once = (await create_customer(client, name="一次"))["id"]
+    bought = ((apart, "10", "0.10"), (apart, "20", "0.20"), (once, "20", "0.30"))
+    line = {"sku": "S", "quantity": "1"}
+    rows = [order(c, purchased_at=f"2026-06-{day}T12:00:00+08:00", items=[line | {"unit_price": price}])
+            for c, day, price in bought]  # fmt: skip
+    assert (await client.post("/v1/purchases/bulk", json={"purchases": rows})).json()["created"] == 3
+    await _refresh(client)
+    apart_value, once_value = [(await client.get(f"/v1/customers/{c}/value")).json() for c in (apart, once)]
+    assert apart_value["tier"] == once_value["tier"] == "gold"
+    assert apart_value["rfm"]["monetary"] == once_value["rfm"]["monetary"] == "0.30"
+    assert apart_value["rfm"]["m"] == once_value["rfm"]["m"]
+    assert apart_value["established_value"] == "0.30"
+
+
 async def test_churn_risk_lists_valuable_customers_slipping_away_with_reasons(client: httpx.AsyncClient) -> None:
     ids = await _populate(client)
     await _refresh(client)
@@ -266,6 +308,85 @@ async def test_refresh_requests_join_the_running_job(client: httpx.AsyncClient, 
     assert other.status_code == 409 and other.headers["location"] == f"/v1/analytics/jobs/{running.id}", other.text
     async with app.state.database.session_scope() as session:
         await session.execute(update(AnalyticsJob).values(status="failed"))
+
+
+def _own_database(
+    backend: str, settings: Settings, tmp_path: Path
+) -> AbstractAsyncContextManager[tuple[Database, Settings]]:
+    return own_database(backend, settings, prefix="customer_api_jobs", alembic_ini=ALEMBIC_INI, directory=tmp_path)
+
+
+async def _job(database: Database, job_id: uuid.UUID) -> AnalyticsJob:
+    async with database.session_scope(read_only=True) as session:
+        return (await session.execute(select(AnalyticsJob).where(AnalyticsJob.id == job_id))).scalar_one()
+
+
+def _stop_at(stage: str) -> tuple[asyncio.Event, asyncio.Event, Progress]:
+    """A progress hook that holds the refresh at `stage` until let go: (reached, let_go, hook)."""
+    reached, let_go = asyncio.Event(), asyncio.Event()
+
+    async def hold(current: str, _fraction: float) -> None:
+        if current == stage:
+            reached.set()
+            await let_go.wait()
+
+    return reached, let_go, hold
+
+
+async def test_a_refresh_whose_runner_is_stopped_is_queued_again_and_the_next_request_runs_it(
+    backend: str, settings: Settings, tmp_path: Path
+) -> None:
+    """SIGTERM cancels the worker mid-refresh: the job goes back to the queue at once, not after STALE_AFTER."""
+    async with _own_database(backend, settings, tmp_path) as (database, own):
+        async with database.session_scope() as session:
+            job, _ = await request_refresh(session, as_of=None)
+        reached, _, hold = _stop_at("scoring and fitting")
+        runner = asyncio.create_task(run_one(database, own, progress=hold))
+        await reached.wait()
+        assert not await run_one(database, own)  # another replica polling now: the job is held, it leaves it be
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+        stopped = await _job(database, job.id)
+        assert (stopped.status, stopped.started_at, stopped.heartbeat_at) == ("queued", None, None)
+        async with database.session_scope() as session:  # what POST /v1/analytics/refresh does: it joins the job
+            joined, new = await request_refresh(session, as_of=None)
+        assert (joined.id, new) == (job.id, False)
+
+        async with serving(create_app(own)) as client:  # this replica once restarted: it takes the job over at once
+            done = await poll_status(client, f"/v1/analytics/jobs/{job.id}", while_in=("queued", "running"))
+        assert done["status"] == "succeeded", done
+
+
+async def test_a_refresh_stage_longer_than_the_stale_timeout_keeps_its_claim(
+    backend: str, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat goes on during a stage (a big base's fit), so no other replica takes the refresh over and
+    runs it a second time."""
+    monkeypatch.setattr(jobs, "STALE_AFTER", dt.timedelta(seconds=1))
+    monkeypatch.setattr(jobs, "HEARTBEAT_SECONDS", 0.05)
+    async with _own_database(backend, settings, tmp_path) as (database, own):
+        async with database.session_scope() as session:
+            job, _ = await request_refresh(session, as_of=None)
+        reached, let_go, hold = _stop_at("scoring and fitting")
+        runner = asyncio.create_task(run_one(database, own, progress=hold))
+        try:
+            await reached.wait()
+            for _ in range(100):  # until the stage has lasted longer than STALE_AFTER
+                held = await _job(database, job.id)
+                assert held.heartbeat_at is not None and held.started_at is not None
+                if held.heartbeat_at - held.started_at > jobs.STALE_AFTER:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("no heartbeat while the stage ran")
+            assert not await run_one(database, own)  # another replica polling now: not stale, not taken over
+            let_go.set()
+            assert await runner
+        finally:
+            runner.cancel()
+        finished = await _job(database, job.id)
+        assert (finished.status, finished.started_at) == ("succeeded", held.started_at)
 
 
 async def test_a_refresh_as_of_a_future_moment_is_refused(client: httpx.AsyncClient) -> None:

@@ -77,7 +77,10 @@ async def test_invalid_phone_and_email_are_named(client: httpx.AsyncClient) -> N
         ({"name": "王", "email": "not-an-email"}, "email"),
         ({"name": "王", "email": "a@b"}, "email"),
     ):
-        assert assert_problem(await client.post("/v1/customers", json=body), 422)["field"] == field
+        problem = assert_problem(await client.post("/v1/customers", json=body), 422)
+        # Refused by phonenumbers or email-validator, not the schema: still in `errors`, as a schema failure is.
+        assert problem["field"] == field and [e["field"] for e in problem["errors"]] == [field]
+        assert problem["errors"][0]["message"] == problem["detail"]
 
 
 async def test_malformed_json_and_invalid_utf8_are_client_errors(client: httpx.AsyncClient) -> None:
@@ -187,9 +190,13 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     await client.get("/v1/customers")
+    await client.get("/openapi.json")
+    await client.get("/no/such/path/4711")
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert 'http_requests_total{method="GET",route="/v1/customers",service="customer-api",status="200"}' in metrics.text
+    assert 'route="/openapi.json",service="customer-api",status="200"}' in metrics.text  # its own, fixed path
+    assert "4711" not in metrics.text and 'route="unmatched",service="customer-api",status="404"}' in metrics.text
     assert "http_request_duration_seconds_bucket" in metrics.text
 
 
@@ -211,13 +218,13 @@ async def unmigrated_app(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_not_ready_until_migrated_and_small_body_limit(unmigrated_app: httpx.AsyncClient) -> None:
     ready = await unmigrated_app.get("/readyz")
-    assert ready.status_code == 503
+    assert ready.status_code == 503 and ready.json()["status"] == "migrating" and ready.json()["at"] == []
     too_big = await unmigrated_app.post(
         "/v1/customers",
         content=b'{"name": "' + b"a" * 4000 + b'"}',
         headers={"Authorization": "Bearer dev-admin-key", "content-type": "application/json"},
     )
-    assert_problem(too_big, 413)
+    assert assert_problem(too_big, 413)["instance"] == "/v1/customers"  # as every problem names its request
 
     async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: the limit is counted as the body arrives
         for part in (b'{"name": "', b"a" * 4000, b'"}'):

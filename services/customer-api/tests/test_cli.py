@@ -7,12 +7,15 @@ import uuid
 from pathlib import Path
 
 import httpx
+from alembic import command
 from fastapi import FastAPI
 from sqlalchemy import insert
 from typer.testing import CliRunner
 
+from crm_kit.health import alembic_config, upgrade_database
 from customer_api.cli import app as cli
 from customer_api.customers.models import Customer
+from customer_api.main import ALEMBIC_INI
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -54,7 +57,7 @@ async def test_import_customers_and_purchases(client: httpx.AsyncClient, databas
 
     output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
     assert "2 imported, 0 already present, 2 rejected" in output
-    assert "P-3" in output and "P-4" in output
+    assert "P-3: no customer on file has its card_number or phone" in output and "P-4" in output
     again = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
     assert "0 imported, 2 already present, 2 rejected" in again
 
@@ -100,6 +103,68 @@ async def test_a_spreadsheet_in_gbk_with_blank_and_short_lines_imports_and_names
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["import-customers", str(unreadable)], env=env)
     assert result.exit_code == 2 and "neither UTF-8 nor GB18030" in result.output and result.exception is not None
     assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+
+
+async def test_a_row_nothing_recognises_is_rejected_and_a_card_is_one_card_in_any_case(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    customers_csv = tmp_path / "keys.csv"
+    customers_csv.write_text(
+        "name,phone,email,type,gender,birthday,card_number,owner_id,tags\n"
+        "无键甲,,,group,,,,s9,\n"
+        "无键乙,,,supplier,,,,s9,\n"
+        "卡主,,,individual,,,IMP0002,s9,\n"
+        "卡主(小写),,,individual,,,imp0002,s9,\n",
+        encoding="utf-8",
+    )
+    output = await asyncio.to_thread(_run, ["import-customers", str(customers_csv)], env)
+    assert "1 imported, 1 already present, 2 rejected" in output, output
+    assert output.count("no phone, email or card number") == 2, output
+    again = await asyncio.to_thread(_run, ["import-customers", str(customers_csv)], env)
+    assert "0 imported, 2 already present, 2 rejected" in again, again
+    assert (await client.get("/v1/customers", params={"q": "无键"})).json()["items"] == []
+    found = (await client.get("/v1/customers", params={"q": "imp0002"})).json()["items"]
+    assert [(c["name"], c["card_number"]) for c in found] == [("卡主", "IMP0002")]
+
+    purchases_csv = tmp_path / "lower-case-card.csv"
+    purchases_csv.write_text(
+        "order_id,card_number,purchased_at,sku,quantity,unit_price\nK-1,Imp0002,2026-10-01T10:00:00+08:00,6901,1,9.90\n",
+        encoding="utf-8",
+    )
+    output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert "1 imported, 0 already present, 0 rejected" in output, output
+    history = (await client.get(f"/v1/customers/{found[0]['id']}/purchases")).json()["items"]
+    assert [p["order_id"] for p in history] == ["K-1"]
+
+
+async def test_rejected_rows_are_listed_in_file_order(database_url: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    purchases_csv = tmp_path / "two-faults.csv"
+    purchases_csv.write_text(  # line 2 fails when the order is checked, line 3 when the rows are grouped
+        "order_id,customer_id,purchased_at,sku,quantity,unit_price\n"
+        f"R-1,{uuid.uuid4()},not-a-date,6901,1,9.90\n"
+        ",,2026-10-01T10:00:00+08:00,6901,1,9.90\n",
+        encoding="utf-8",
+    )
+    output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert "0 imported, 0 already present, 2 rejected" in output, output
+    assert output.index("R-1") < output.index("order_id is missing"), output
+
+
+def test_an_import_on_a_database_without_the_schema_says_to_migrate(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"}
+    customers_csv = tmp_path / "customers.csv"
+    customers_csv.write_text(CUSTOMERS, encoding="utf-8")
+    for setup in (False, True):
+        if setup:  # a release behind
+            upgrade_database(ALEMBIC_INI, env["DATABASE_URL"])
+            command.downgrade(alembic_config(ALEMBIC_INI, env["DATABASE_URL"]), "-1")
+        refused = CliRunner().invoke(cli, ["import-customers", str(customers_csv)], env=env)
+        assert refused.exit_code == 1 and "run `customer-api migrate` first" in refused.output, refused.output
+        assert ("is at migration" in refused.output) == bool(setup)
+    _run(["migrate"], env)
+    assert "2 imported" in _run(["import-customers", str(customers_csv)], env)
 
 
 def test_migrate_command(tmp_path: Path) -> None:

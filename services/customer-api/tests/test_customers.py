@@ -61,6 +61,21 @@ async def test_duplicate_phone_email_or_card_names_the_existing_customer(client:
         assert response.json()["field"] == field
 
 
+async def test_a_card_number_is_one_card_in_any_case(client: httpx.AsyncClient) -> None:
+    first = await create_customer(client, name="卡A", card_number="vip8824f301")
+    assert first["card_number"] == "VIP8824F301"
+    for typed in ("VIP8824F301", "Vip8824f301", " vip8824f301 "):
+        response = await client.post("/v1/customers", json={"name": "卡B", "card_number": typed})
+        assert response.status_code == 409, typed
+        assert response.json()["existing_customer_id"] == first["id"] and response.json()["field"] == "card_number"
+    other = await create_customer(client, name="卡C")
+    patched = await client.patch(f"/v1/customers/{other['id']}", json={"card_number": "vIP8824F301"})
+    assert patched.status_code == 409 and patched.json()["existing_customer_id"] == first["id"]
+    for q in ("vip8824f301", "VIP8824F301"):
+        found = (await client.get("/v1/customers", params={"q": q})).json()["items"]
+        assert [c["id"] for c in found] == [first["id"]], q
+
+
 async def test_concurrent_creates_with_one_phone_make_one_profile(client: httpx.AsyncClient) -> None:
     phone = next_phone()
     responses = await asyncio.gather(
@@ -268,6 +283,10 @@ async def test_merge_moves_history_and_leaves_a_tombstone(client: httpx.AsyncCli
         {"type": e["type"], "data": e["data"]} for e in feed if e["customer_id"] == duplicate["id"]
     ]
     assert "刘洋" not in str(feed) and "liu.yang" not in str(feed)
+    # Erasing the old id is not redirected: a client following a 308 would erase the survivor.
+    erase = await client.delete(f"/v1/customers/{duplicate['id']}", follow_redirects=True)
+    assert erase.status_code == 409 and erase.json()["merged_into"] == target["id"]
+    assert (await client.get(f"/v1/customers/{target['id']}")).status_code == 200
 
 
 async def test_a_signup_retried_after_its_profile_was_merged_or_erased_creates_nothing(

@@ -33,6 +33,18 @@ async def test_timeline_of_every_kind_newest_first(client: httpx.AsyncClient) ->
     assert seen == list(reversed(kinds))
 
 
+async def test_a_recorded_entry_is_found_at_its_location(client: httpx.AsyncClient) -> None:
+    customer, other = await create_customer(client), await create_customer(client, name="别人")
+    recorded = await client.post(
+        f"/v1/customers/{customer['id']}/interactions", json={"kind": "call", "subject": "回访"}
+    )
+    assert recorded.status_code == 201
+    found = await client.get(recorded.headers["location"])
+    assert found.status_code == 200 and found.json() == recorded.json()
+    elsewhere = recorded.headers["location"].replace(customer["id"], other["id"])
+    assert (await client.get(elsewhere)).status_code == 404  # another customer's timeline does not hold it
+
+
 async def test_survey_needs_a_score_between_one_and_five(client: httpx.AsyncClient) -> None:
     customer = await create_customer(client)
     url = f"/v1/customers/{customer['id']}/interactions"

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from logging.handlers import BufferingHandler
 from pathlib import Path
 
 import httpx
 from alembic import command
 from asgi_lifespan import LifespanManager
 from helpers import create_customer, order
+from sqlalchemy import insert
 
+from crm_kit.db import make_engine
 from crm_kit.health import alembic_config, upgrade_database
 from crm_kit.testing import DEV_KEY, schema_drift, temporary_database
 from customer_api.config import Settings
+from customer_api.customers.models import Customer
 from customer_api.db import all_metadata
 from customer_api.main import ALEMBIC_INI, create_app
 
 BEFORE_WIDER_MONEY = "5b1e0c7d9a21"
+BEFORE_UPPER_CASE_CARDS = "e8b3d5f1a2c6"
 # The largest line the API takes, and three orders that each fit in NUMERIC(14, 2) but add up past it.
 LARGEST_LINE = {"sku": "GOLD-BAR", "quantity": "1000000", "unit_price": "100000000"}
 NEAR_LIMIT = {"sku": "GOLD-BAR", "quantity": "9999", "unit_price": "99999999.99"}
@@ -70,4 +78,57 @@ async def test_widening_the_money_columns_keeps_every_stored_order(backend: str,
         async with _client_of(url, tmp_path) as client:
             after = (await client.get(f"/v1/customers/{customer}/purchases")).json()["items"]
         assert sorted(after, key=lambda p: p["order_id"]) == stored
+        assert await schema_drift(url, all_metadata) == []
+
+
+async def test_upper_casing_the_card_numbers_keeps_colliding_ones_and_reports_them(
+    backend: str, tmp_path: Path
+) -> None:
+    # name → card number as an older version stored it, and the day the profile was created
+    stored = {
+        "单卡": ("vip-0001", 1),
+        "先来小写": ("vip-0002", 1),
+        "后来混写": ("Vip-0002", 2),
+        "先来小写乙": ("imp0003", 1),
+        "后来大写": ("IMP0003", 2),
+    }
+    ids = {name: uuid.uuid4() for name in stored}
+    async with temporary_database(backend, "customer_api_migration", tmp_path) as url:
+        await asyncio.to_thread(upgrade_database, ALEMBIC_INI, url, BEFORE_UPPER_CASE_CARDS)
+        engine = make_engine(url)
+        async with engine.begin() as connection:
+            rows = [
+                {"id": ids[name], "type": "individual", "name": name, "card_number": card,
+                 "created_at": dt.datetime(2026, 11, day, tzinfo=dt.UTC)}
+                for name, (card, day) in stored.items()
+            ]  # fmt: skip
+            await connection.execute(insert(Customer), rows)
+        await engine.dispose()
+        reported = BufferingHandler(capacity=100)
+        logging.getLogger("customer_api.migrations").addHandler(reported)
+        try:
+            await asyncio.to_thread(upgrade_database, ALEMBIC_INI, url)
+        finally:
+            logging.getLogger("customer_api.migrations").removeHandler(reported)
+        async with _client_of(url, tmp_path) as client:
+            profiles = {name: (await client.get(f"/v1/customers/{ids[name]}")).json() for name in stored}
+            assert {name: (p["card_number"], p["version"]) for name, p in profiles.items()} == {
+                "单卡": ("VIP-0001", 2),
+                "先来小写": ("VIP-0002", 2),
+                "后来混写": ("Vip-0002", 1),
+                "先来小写乙": ("imp0003", 1),
+                "后来大写": ("IMP0003", 1),
+            }
+            taken = await client.post("/v1/customers", json={"name": "新卡", "card_number": "vip-0002"})
+            assert taken.status_code == 409 and taken.json()["existing_customer_id"] == str(ids["先来小写"])
+            found = (await client.get("/v1/customers", params={"q": "imp0003"})).json()["items"]
+            assert [c["id"] for c in found] == [str(ids["后来大写"])]
+        # Each profile left as stored is a warning that names it and the profile holding its card.
+        left_and_holder = [(ids["后来混写"], ids["先来小写"]), (ids["先来小写乙"], ids["后来大写"])]
+        assert sorted((r.levelno, r.args) for r in reported.buffer) == sorted(
+            (logging.WARNING, pair) for pair in left_and_holder
+        )
+        config = alembic_config(ALEMBIC_INI, url)
+        await asyncio.to_thread(command.downgrade, config, BEFORE_UPPER_CASE_CARDS)
+        await asyncio.to_thread(command.upgrade, config, "head")
         assert await schema_drift(url, all_metadata) == []

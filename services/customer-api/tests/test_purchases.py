@@ -50,6 +50,29 @@ async def test_same_order_again_is_the_stored_one_and_another_body_conflicts(cli
     assert [p["order_id"] for p in feed] == ["A-2"]
 
 
+async def test_an_order_sent_again_after_a_merge_is_the_stored_one_under_either_id(client: httpx.AsyncClient) -> None:
+    """The stored order belongs to the survivor now: sent again naming either profile, it is the same order
+    (single and bulk); other content, or a third customer, is still a conflict."""
+    kept, absorbed = await create_customer(client, name="留下"), await create_customer(client, name="并入")
+    other = await create_customer(client, name="别人")
+    for order_id, sent_by in (("MG-1", absorbed), ("MG-2", kept)):
+        assert (await client.post("/v1/purchases", json=order(sent_by["id"], order_id=order_id))).status_code == 201
+    assert (
+        await client.post(f"/v1/customers/{absorbed['id']}/merge", json={"target_id": kept["id"]})
+    ).status_code == 200
+    for order_id in ("MG-1", "MG-2"):
+        for who in (kept, absorbed):
+            again = await client.post("/v1/purchases", json=order(who["id"], order_id=order_id))
+            assert again.status_code == 200 and again.json()["customer_id"] == kept["id"], (order_id, again.text)
+        assert (await client.post("/v1/purchases", json=order(other["id"], order_id=order_id))).status_code == 409
+    bulk = await client.post(
+        "/v1/purchases/bulk",
+        json={"purchases": [order(kept["id"], order_id="MG-1"), order(other["id"], order_id="MG-2")]},
+    )
+    assert [r["status"] for r in bulk.json()["results"]] == ["existing", "conflict"]
+    assert len((await client.get(f"/v1/customers/{kept['id']}/purchases")).json()["items"]) == 2
+
+
 async def test_concurrent_retries_of_one_order_store_it_once(client: httpx.AsyncClient) -> None:
     customer = await create_customer(client)
     body = order(customer["id"], order_id="A-3")

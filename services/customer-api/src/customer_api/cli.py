@@ -49,7 +49,7 @@ class ImportReport:
         )
         if self.rejected:
             table = Table("row", "reason", title="Rejected rows")
-            for row, reason in self.rejected[:50]:
+            for row, reason in sorted(self.rejected)[:50]:  # in file order, whichever step refused them
                 table.add_row(str(row), reason)
             console.print(table)
             if len(self.rejected) > 50:
@@ -89,7 +89,7 @@ def _blank_to_none(row: dict[str, str | None]) -> dict[str, Any]:
     return {k.strip(): ((v or "").strip() or None) for k, v in row.items() if k}
 
 
-add_service_commands(
+require_schema = add_service_commands(
     app, alembic_ini=ALEMBIC_INI, settings=Settings, factory="customer_api.main:create_app", default_port=8001
 )
 
@@ -142,8 +142,10 @@ def import_customers_command(
 ) -> None:
     """Import customers from CSV: name, phone, email, type, gender, birthday, card_number, owner_id, tags (a|b).
 
-    A row whose phone, email or card number is already on file counts as present and is not duplicated.
+    A row whose phone, email or card number is already on file counts as present and is not duplicated; a row
+    with none of them is rejected, since a second import could not recognise it.
     """
+    require_schema()
     asyncio.run(_import_customers(path)).show("customers")
 
 
@@ -175,9 +177,12 @@ def _orders(rows: list[Record], report: ImportReport) -> Iterator[tuple[int, dic
         )
 
 
-async def _resolve_customers(database: Database, orders: list[tuple[int, dict[str, Any]]], region: str) -> None:
-    """Replace each order's customer reference (id, card number or phone) by a customer id."""
-    cards = {o["customer_ref"]["card_number"] for _, o in orders if o["customer_ref"]["card_number"]}
+async def _resolve_customers(
+    database: Database, orders: list[tuple[int, dict[str, Any]]], region: str, report: ImportReport
+) -> list[tuple[int, dict[str, Any]]]:
+    """Replace each order's customer reference (id, card number in any case, or phone) by a customer id; an order
+    whose card number or phone is nobody's on file is rejected as such."""
+    cards = {o["customer_ref"]["card_number"].upper() for _, o in orders if o["customer_ref"]["card_number"]}
     phones: dict[str, str] = {}
     for _, o in orders:
         raw = o["customer_ref"]["phone"]
@@ -189,14 +194,20 @@ async def _resolve_customers(database: Database, orders: list[tuple[int, dict[st
     async with database.session_scope(read_only=True) as session:
         by_card = await live_ids(session, "card_number", cards)
         by_phone = await live_ids(session, "phone", (p for p in phones.values() if p))
-    for _, o in orders:
+    resolved = []
+    for number, o in orders:
         ref = o.pop("customer_ref")
         customer_id: Any = ref["customer_id"]
         if customer_id is None and ref["card_number"]:
-            customer_id = by_card.get(ref["card_number"])
+            customer_id = by_card.get(ref["card_number"].upper())
         if customer_id is None and ref["phone"]:
             customer_id = by_phone.get(phones[ref["phone"]])
+        if customer_id is None and (ref["card_number"] or ref["phone"]):
+            report.rejected.append((number, f"{o['order_id']}: no customer on file has its card_number or phone"))
+            continue
         o["customer_id"] = str(customer_id) if isinstance(customer_id, uuid.UUID) else customer_id
+        resolved.append((number, o))
+    return resolved
 
 
 async def _import_purchases(path: Path) -> ImportReport:
@@ -205,7 +216,7 @@ async def _import_purchases(path: Path) -> ImportReport:
     report = ImportReport()
     orders = list(_orders(_rows(path), report))
     try:
-        await _resolve_customers(database, orders, settings.default_region)
+        orders = await _resolve_customers(database, orders, settings.default_region, report)
         with _progress() as progress:
             task = progress.add_task("orders", total=len(orders))
             for start in range(0, len(orders), ORDER_BATCH):
@@ -236,6 +247,7 @@ def import_purchases_command(
 
     Rows sharing an order_id form one order. Orders already stored are recognised, not duplicated.
     """
+    require_schema()
     asyncio.run(_import_purchases(path)).show("purchases")
 
 
@@ -254,6 +266,7 @@ def import_cdnow_command(
     """
     from customer_api.demo import cdnow_orders, fetch_cdnow_master
 
+    require_schema()
     source = path or fetch_cdnow_master()
     customers, orders = cdnow_orders(source, limit=limit)
     report = asyncio.run(_import_demo(customers, orders))
@@ -314,6 +327,7 @@ def clv_holdout_command(
 
     from customer_api.analytics.service import holdout_check, observe
 
+    require_schema()
     settings = Settings()
     last = dt.date.fromisoformat(holdout_end)
     as_of = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo(settings.business_timezone))

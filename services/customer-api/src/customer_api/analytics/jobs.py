@@ -1,8 +1,9 @@
 """Refresh jobs: asked for over HTTP, run in the background by whichever replica claims them.
 
 At most one refresh is queued or running (a unique index); a second request joins it. A replica
-claims a queued job with a compare-and-set on its status, so two replicas never run one job, and a
-running job whose heartbeat stops (its replica died) is queued again for another to pick up.
+claims a queued job with a compare-and-set on its status, so two replicas never run one job. The runner
+heartbeats while it runs, however long a stage takes; a running job whose heartbeat stops (its replica died)
+is queued again for another to pick up, and one whose runner is stopping (SIGTERM) is queued again at once.
 """
 
 from __future__ import annotations
@@ -11,25 +12,28 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from crm_kit.background import running
+from crm_kit.background import holding_claim, running
 from crm_kit.db import Database, utcnow
 from crm_kit.errors import Conflict, failure_text
 from customer_api.analytics.models import AnalyticsJob
-from customer_api.analytics.service import refresh_values
+from customer_api.analytics.service import Progress, refresh_values
 from customer_api.config import Settings
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
 STALE_AFTER = dt.timedelta(minutes=2)
+HEARTBEAT_SECONDS = STALE_AFTER.total_seconds() / 4
 
 
 async def request_refresh(session: AsyncSession, *, as_of: dt.datetime | None) -> tuple[AnalyticsJob, bool]:
@@ -55,7 +59,14 @@ async def request_refresh(session: AsyncSession, *, as_of: dt.datetime | None) -
     return job, True
 
 
-async def _claim(database: Database) -> AnalyticsJob | None:
+@dataclass(frozen=True)
+class _Claim:
+    id: uuid.UUID
+    as_of: dt.datetime | None
+    started_at: dt.datetime  # tells this claim from a later one on the same job (after a stale takeover)
+
+
+async def _claim(database: Database) -> _Claim | None:
     async with database.session_scope() as session:
         await session.execute(
             update(AnalyticsJob)
@@ -75,30 +86,45 @@ async def _claim(database: Database) -> AnalyticsJob | None:
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        return job
+        return _Claim(job.id, job.as_of, now)
 
 
-async def _record(database: Database, job_id: object, **values: object) -> None:
+async def _record(database: Database, *where: ColumnElement[bool], **values: object) -> None:
     async with database.session_scope() as session:
-        await session.execute(update(AnalyticsJob).where(AnalyticsJob.id == job_id).values(**values))
+        await session.execute(update(AnalyticsJob).where(*where).values(**values))
 
 
-async def run_one(database: Database, settings: Settings) -> bool:
-    """Claim and run one queued refresh; False when there was none to claim."""
-    job = await _claim(database)
-    if job is None:
+async def run_one(database: Database, settings: Settings, *, progress: Progress | None = None) -> bool:
+    """Claim and run one queued refresh; False when there was none to claim. `progress` hears each stage once it
+    is recorded. Cancelled (the process is stopping), the refresh is queued again before the cancellation goes on."""
+    claim = await _claim(database)
+    if claim is None:
         return False
+    job = AnalyticsJob.id == claim.id
+    mine = (job, AnalyticsJob.status == "running", AnalyticsJob.started_at == claim.started_at)
 
-    async def progress(stage: str, fraction: float) -> None:
-        await _record(database, job.id, stage=stage, progress=fraction, heartbeat_at=utcnow())
+    async def record_stage(stage: str, fraction: float) -> None:
+        await _record(database, job, stage=stage, progress=fraction, heartbeat_at=utcnow())
+        if progress is not None:
+            await progress(stage, fraction)
 
-    try:
-        stats = await refresh_values(database, settings, as_of=job.as_of or utcnow(), progress=progress)
-    except Exception as exc:
-        log.exception("value_refresh_failed")
-        await _record(database, job.id, status="failed", error=failure_text(exc), finished_at=utcnow())
-    else:
-        await _record(database, job.id, status="succeeded", stats=stats, progress=1.0, finished_at=utcnow())
+    async def beat() -> None:
+        await _record(database, *mine, heartbeat_at=utcnow())
+
+    async def release() -> None:
+        await _record(
+            database, *mine, status="queued", started_at=None, heartbeat_at=None, progress=0.0,
+            stage="requeued: its runner stopped",
+        )  # fmt: skip
+
+    async with holding_claim(beat=beat, every=HEARTBEAT_SECONDS, release=release):
+        try:
+            stats = await refresh_values(database, settings, as_of=claim.as_of or utcnow(), progress=record_stage)
+        except Exception as exc:
+            log.exception("value_refresh_failed")
+            await _record(database, job, status="failed", error=failure_text(exc), finished_at=utcnow())
+        else:
+            await _record(database, job, status="succeeded", stats=stats, progress=1.0, finished_at=utcnow())
     return True
 
 

@@ -6,27 +6,17 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from crm_kit.db import utcnow
-from crm_kit.schemas import Money, RequestModel, ResponseModel, Timestamp
+from crm_kit.schemas import Money, PastTimestamp, RequestModel, ResponseModel, Timestamp
 from customer_api.customers.schemas import Tier
 
 MAX_EXCLUDED_CUSTOMERS = 10_000
 
 
-CLOCK_SKEW = dt.timedelta(minutes=5)
-
-
-def _not_ahead(value: dt.datetime | None) -> dt.datetime | None:
-    # A refresh writes live tiers and segments: as of a future day, every customer would lapse at once.
-    if value is not None and value > utcnow() + CLOCK_SKEW:
-        raise ValueError("as_of cannot be in the future; it ends the observation period")
-    return value
-
-
 class RefreshRequest(RequestModel):
-    as_of: Annotated[Timestamp | None, AfterValidator(_not_ahead)] = Field(
+    # Not in the future: a refresh writes live tiers and segments, and as of a future day every customer would lapse.
+    as_of: PastTimestamp | None = Field(
         None, description="End of the observation period (purchases before it count), not in the future; default now"
     )
 

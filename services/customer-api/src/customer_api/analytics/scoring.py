@@ -27,29 +27,38 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class PurchaseSummary:
-    """Per customer (index 0..n-1): purchase-day facts. Customers without purchases have days == 0."""
+    """Per customer (index 0..n-1): purchase-day facts. Customers without purchases have days == 0.
+
+    Spend is in whole cents, so that equal spends compare equal (in yuan as floats, 0.10 + 0.20 > 0.30 and a
+    tie would be ranked)."""
 
     days: IntArray  # distinct purchase days, all time
     first_day: IntArray  # day number of the first purchase (undefined where days == 0)
     last_day: IntArray
-    total_spend: FloatArray
-    first_day_spend: FloatArray
+    total_spend: IntArray
+    first_day_spend: IntArray
     window_days: IntArray  # purchase days inside the RFM window
-    window_spend: FloatArray
-    tier_spend: FloatArray  # spend inside the tier window
+    window_spend: IntArray
+    tier_spend: IntArray  # spend inside the tier window
+
+
+def _sums(customer_index: IntArray, values: IntArray, customers: int) -> IntArray:
+    """Per customer sums of whole numbers. bincount adds in float64, which is exact below 2**53 (cents: 90
+    trillion yuan a customer)."""
+    return np.bincount(customer_index, weights=values, minlength=customers).astype(np.int64)
 
 
 def summarize(
     customers: int,
     customer_index: IntArray,
     day: IntArray,
-    spend: FloatArray,
+    spend: IntArray,
     *,
     as_of_day: int,
     rfm_window_days: int,
     tier_window_days: int,
 ) -> PurchaseSummary:
-    """Summarise purchase days given one entry per (customer, day) with that day's spend."""
+    """Summarise purchase days given one entry per (customer, day) with that day's spend in cents."""
     order = np.lexsort((day, customer_index))
     customer_index, day, spend = customer_index[order], day[order], spend[order]
     days = np.bincount(customer_index, minlength=customers).astype(np.int64)
@@ -65,15 +74,15 @@ def summarize(
         days=days,
         first_day=first_day,
         last_day=last_day,
-        total_spend=np.bincount(customer_index, weights=spend, minlength=customers).astype(np.float64),
-        first_day_spend=np.where(has, spend[first_pos] if spend.size else 0.0, 0.0),
+        total_spend=_sums(customer_index, spend, customers),
+        first_day_spend=np.where(has, spend[first_pos] if spend.size else 0, 0).astype(np.int64),
         window_days=np.bincount(customer_index, weights=in_rfm, minlength=customers).astype(np.int64),
-        window_spend=np.bincount(customer_index, weights=spend * in_rfm, minlength=customers).astype(np.float64),
-        tier_spend=np.bincount(customer_index, weights=spend * in_tier, minlength=customers).astype(np.float64),
+        window_spend=_sums(customer_index, spend * in_rfm, customers),
+        tier_spend=_sums(customer_index, spend * in_tier, customers),
     )
 
 
-def quintile_scores(values: FloatArray, *, higher_is_better: bool = True) -> IntArray:
+def quintile_scores(values: FloatArray | IntArray, *, higher_is_better: bool = True) -> IntArray:
     if values.size == 0:
         return np.zeros(0, dtype=np.int64)
     keyed = values if higher_is_better else -values
@@ -87,7 +96,7 @@ def segments(r_scores: IntArray, f_scores: IntArray, grid: Sequence[Sequence[str
     return [str(name) for name in table[r_scores - 1, f_scores - 1]]
 
 
-def tiers(spend: FloatArray, shares: Mapping[str, float]) -> list[str]:
+def tiers(spend: FloatArray | IntArray, shares: Mapping[str, float]) -> list[str]:
     """The value pyramid: tiers from the top by cumulated share of the base; no spend means regular."""
     n = spend.size
     if n == 0:

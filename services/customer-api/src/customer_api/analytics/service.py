@@ -22,12 +22,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Date, Row, Table, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement
 
-from crm_kit.db import Database, transaction_lock, utcnow
+from crm_kit.db import Database, local_date, transaction_lock, utcnow
 from customer_api.analytics import clv
 from customer_api.analytics.models import ClvModel, CustomerValue
 from customer_api.analytics.schemas import CustomerValueRead, Rfm
@@ -72,11 +72,11 @@ def observation_day(as_of: dt.datetime, timezone: str) -> int:
 
 @dataclass(frozen=True)
 class PurchaseDays:
-    """One entry per (customer, business day) with purchases: the customer's index, the day, the spend."""
+    """One entry per (customer, business day) with purchases: the customer's index, the day, the spend in cents."""
 
     customer_index: IntArray
     day: IntArray
-    spend: FloatArray
+    spend: IntArray
 
     def before(self, last_day: int) -> PurchaseDays:
         keep = self.day <= last_day
@@ -86,11 +86,7 @@ class PurchaseDays:
 async def load_purchase_days(
     session: AsyncSession, index: dict[uuid.UUID, int], *, as_of: dt.datetime, timezone: str
 ) -> PurchaseDays:
-    if session.get_bind().dialect.name == "postgresql":
-        day: Any = cast(func.timezone(timezone, Purchase.purchased_at), Date)
-    else:
-        offset = int(ZoneInfo(timezone).utcoffset(as_of.replace(tzinfo=None)).total_seconds() // 60)  # type: ignore[union-attr]
-        day = func.date(Purchase.purchased_at, f"{offset:+d} minutes")
+    day = local_date(session, Purchase.purchased_at, timezone)
     rows = await session.execute(
         select(Purchase.customer_id, day, func.sum(Purchase.total))
         .where(Purchase.purchased_at < as_of)
@@ -103,9 +99,9 @@ async def load_purchase_days(
             continue
         customers.append(position)
         days.append((when if isinstance(when, dt.date) else dt.date.fromisoformat(when)).toordinal())
-        spends.append(float(spend))
+        spends.append(int((spend * 100).to_integral_value()))
     return PurchaseDays(
-        np.array(customers, dtype=np.int64), np.array(days, dtype=np.int64), np.array(spends, dtype=np.float64)
+        np.array(customers, dtype=np.int64), np.array(days, dtype=np.int64), np.array(spends, dtype=np.int64)
     )
 
 
@@ -123,7 +119,7 @@ class ModelInputs:
 def model_inputs(summary: PurchaseSummary, *, last_day: int, unit_days: int) -> ModelInputs:
     buyers = np.flatnonzero(summary.days > 0)
     repeat = summary.days[buyers] - 1
-    repeat_spend = summary.total_spend[buyers] - summary.first_day_spend[buyers]
+    repeat_spend = (summary.total_spend[buyers] - summary.first_day_spend[buyers]) / 100
     return ModelInputs(
         buyers=buyers,
         frequency=repeat.astype(np.float64),
@@ -192,7 +188,7 @@ def holdout_check(
     }
 
 
-def _arrays(purchases: PurchaseDays) -> tuple[IntArray, IntArray, FloatArray]:
+def _arrays(purchases: PurchaseDays) -> tuple[IntArray, IntArray, IntArray]:
     return purchases.customer_index, purchases.day, purchases.spend
 
 
@@ -204,6 +200,10 @@ def _params(params: clv.BGNBDParams | clv.GammaGammaParams | None) -> dict[str, 
 
 def _money(value: float | Decimal) -> Decimal:
     return Decimal(str(round(float(value), 2)))
+
+
+def _yuan(cents: np.int64) -> Decimal:
+    return Decimal(int(cents)).scaleb(-2)
 
 
 def _nan_to_none(value: float) -> float | None:
@@ -312,7 +312,7 @@ def value_customers(observation: Observation, settings: Settings) -> Valuation:
             overdue_factor=settings.churn_overdue_factor,
             top_value_share=settings.churn_top_value_share,
         ),
-        trailing_spend=summary.tier_spend,
+        trailing_spend=summary.tier_spend / 100,
         predicted_value=predicted,
         p_alive=p_alive,
         p_alive_previous=previous_p,
@@ -327,13 +327,13 @@ def value_customers(observation: Observation, settings: Settings) -> Valuation:
             "last_purchase_at": _day_start(summary.last_day[i]),
             "recency_days": int(recency_days[i]),
             "frequency": int(summary.window_days[i]),
-            "monetary": _money(summary.window_spend[i]),
+            "monetary": _yuan(summary.window_spend[i]),
             "r_score": int(r[i]),
             "f_score": int(f[i]),
             "m_score": int(m[i]),
             "segment": segment_of[i],
-            "trailing_spend": _money(summary.tier_spend[i]),
-            "established_value": _money(summary.total_spend[i]),
+            "trailing_spend": _yuan(summary.tier_spend[i]),
+            "established_value": _yuan(summary.total_spend[i]),
             "repeat_purchases": int(summary.days[i] - 1),
             "typical_interval_days": _nan_to_none(intervals[i]),
             "p_alive": _nan_to_none(p_alive[i]),

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from crm_kit.auth import Principal, require
 from crm_kit.concurrency import IfMatch, etag
 from crm_kit.db import SessionDep
-from crm_kit.errors import problem_responses
+from crm_kit.errors import Conflict, problem_responses
 from crm_kit.idempotency import IdempotencyDep
 from crm_kit.pagination import FeedPage, FeedParams, Page, PageParams
 from crm_kit.schemas import model_response
@@ -220,13 +220,23 @@ async def update_customer(
     "/{customer_id}",
     status_code=204,
     summary="Erase a customer's personal data (PIPL)",
-    description="Anonymises the profile and the contact notes; purchases stay, without the person, for statistics.",
-    responses=problem_responses(401, 403, 404, 410, 422),
+    description="Anonymises the profile and the contact notes; purchases stay, without the person, for statistics. "
+    "The id of a profile merged into another is a 409 naming the survivor (`merged_into`), not a redirect: erasing "
+    "the person is asked of the surviving profile itself.",
+    responses=problem_responses(401, 403, 404, 409, 410, 422),
 )
 async def erase_customer(
     customer_id: uuid.UUID, session: SessionDep, _: Annotated[Principal, require("customers:erase")]
 ) -> Response:
-    await service.erase_customer(session, customer_id=customer_id)
+    try:
+        await service.erase_customer(session, customer_id=customer_id)
+    except service.CustomerMoved as moved:
+        # A 308, as reads get, would have a client that follows it erase the survivor, which holds more than
+        # this profile did.
+        raise Conflict(
+            f"customer {customer_id} was merged into {moved.merged_into}; erase that profile to erase the person",
+            merged_into=str(moved.merged_into),
+        ) from None
     return Response(status_code=204)
 
 

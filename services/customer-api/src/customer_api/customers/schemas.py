@@ -38,7 +38,9 @@ Email = Annotated[
 ]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 OwnerId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-CardNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,32}$")]
+# A membership card number is one identifier whatever case it is typed in: stored upper case, so the unique index
+# and every lookup compare it as one.
+CardNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,32}$", to_upper=True)]
 AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 AttributeValue = str | int | float | bool | None
 
@@ -83,7 +85,9 @@ class CustomerCreate(RequestModel):
     gender: Gender | None = None
     birthday: Birthday | None = None
     address: Address | None = None
-    card_number: CardNumber | None = Field(None, description="Membership card number (会员卡号), unique")
+    card_number: CardNumber | None = Field(
+        None, description="Membership card number (会员卡号), unique in any case; stored upper case"
+    )
     tags: list[Tag] = Field(default_factory=list, max_length=50)
     attributes: Attributes = Field(default_factory=dict)
     owner_id: OwnerId | None = Field(None, description="Account manager (客户经理) responsible for the customer")

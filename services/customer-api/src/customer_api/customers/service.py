@@ -177,7 +177,8 @@ async def register_customers(
     session: AsyncSession, *, rows: Sequence[CustomerCreate], region: str
 ) -> list[Registration]:
     """Register many customers at once. A row whose phone, email or card number is already on file (or
-    earlier in the batch) is `existing` with that customer's id; nothing is stored twice."""
+    earlier in the batch) is `existing` with that customer's id; nothing is stored twice. A row with none of the
+    three is `invalid`: nothing would recognise it when the same rows are registered again."""
     results: list[Registration | None] = [None] * len(rows)
     prepared: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for i, data in enumerate(rows):
@@ -194,6 +195,11 @@ async def register_customers(
     new_rows: list[dict[str, Any]] = []
     for i, values, consents in prepared:
         keys = [(f, values[f]) for f in UNIQUE_FIELDS if values.get(f)]
+        if not keys:
+            results[i] = Registration(
+                "invalid", reason="no phone, email or card number: a second import could not recognise it"
+            )
+            continue
         existing = next((taken[k] for k in keys if k in taken), None)
         if existing is not None:
             results[i] = Registration("existing", existing, "phone, email or card number already on file")
@@ -481,7 +487,7 @@ def search_query(
 ) -> Select[Customer]:
     query = select(Customer).where(Customer.status == "active")
     if q:
-        conditions = [Customer.name.contains(q, autoescape=True), Customer.card_number == q]
+        conditions = [Customer.name.contains(q, autoescape=True), Customer.card_number == q.upper()]
         if "@" in q:
             conditions.append(Customer.email == q.lower())
         with contextlib.suppress(Unprocessable):

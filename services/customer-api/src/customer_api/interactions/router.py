@@ -73,3 +73,21 @@ async def list_interactions(
         limit=page.limit,
     )
     return model_response(page.page(rows, InteractionRead.model_validate, lambda i: (i.occurred_at.isoformat(), i.id)))
+
+
+@router.get(
+    "/{interaction_id}",
+    response_model=InteractionRead,
+    summary="One contact entry",
+    description="Where a recorded entry's `Location` points. The id of a merged profile answers 308 to the survivor.",
+    responses=problem_responses(401, 403, 404, 410, 422),
+)
+async def get_interaction(
+    customer_id: uuid.UUID,
+    interaction_id: uuid.UUID,
+    session: SessionDep,
+    _: Annotated[Principal, require("interactions:read")],
+) -> Response:
+    customer = await get_customer(session, customer_id)
+    interaction = await service.get_interaction(session, customer_id=customer.id, interaction_id=interaction_id)
+    return model_response(InteractionRead.model_validate(interaction))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from crm_kit.db import utcnow
-from crm_kit.errors import Conflict
+from crm_kit.errors import Conflict, NotFound
 from customer_api.customers.service import resolve_customer_id
 from customer_api.interactions.models import Interaction
 from customer_api.interactions.schemas import InteractionCreate
@@ -85,3 +85,12 @@ async def customer_interactions(
         )
     query = query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit + 1)
     return (await session.execute(query)).scalars().all()
+
+
+async def get_interaction(session: AsyncSession, *, customer_id: uuid.UUID, interaction_id: uuid.UUID) -> Interaction:
+    """One entry of the customer's timeline (the Location a recorded entry answers with)."""
+    query = select(Interaction).where(Interaction.id == interaction_id, Interaction.customer_id == customer_id)
+    interaction = (await session.execute(query)).scalar_one_or_none()
+    if interaction is None:
+        raise NotFound(f"customer {customer_id} has no contact entry {interaction_id}")
+    return interaction

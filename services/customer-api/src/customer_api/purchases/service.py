@@ -84,6 +84,26 @@ def _rows(
     return purchase, lines
 
 
+async def _is_stored_order(
+    session: AsyncSession, order: PurchaseCreate, fingerprint: str, stored_fingerprint: str,
+    stored_customer: uuid.UUID, customer: uuid.UUID | None,
+) -> bool:  # fmt: skip
+    """Whether an order sent again (its `fingerprint`, its `customer` followed through merges) is the one stored.
+
+    The fingerprint holds the customer id as first sent. After a merge the stored order belongs to the survivor,
+    and a client may name it, or another profile merged into it: the same order if its content matches under one
+    of the ids of the profile it belongs to now."""
+    if fingerprint == stored_fingerprint:
+        return True
+    if customer is None or customer != stored_customer:
+        return False
+    absorbed = await session.scalars(select(Customer.id).where(Customer.merged_into == stored_customer))
+    return any(
+        order_fingerprint(order.model_copy(update={"customer_id": known})) == stored_fingerprint
+        for known in (stored_customer, *absorbed)
+    )
+
+
 async def _load(session: AsyncSession, order_id: str) -> Purchase | None:
     query = select(Purchase).where(Purchase.order_id == order_id).options(selectinload(Purchase.lines))
     return (await session.execute(query)).scalar_one_or_none()
@@ -93,14 +113,22 @@ async def record_purchase(session: AsyncSession, *, order: PurchaseCreate) -> tu
     """Store one order; returns it and whether it was new."""
     await lock_feed(session, PURCHASE_FEED)
     existing = await _load(session, order.order_id)
+    try:
+        customer_id: uuid.UUID | None = await resolve_customer_id(session, order.customer_id)
+    except (NotFound, Gone) as exc:
+        if existing is None:
+            raise Unprocessable(
+                f"customer {order.customer_id} cannot take purchases: {exc}", field="customer_id"
+            ) from exc
+        customer_id = None
     if existing is not None:
-        if existing.fingerprint != order_fingerprint(order):
+        fingerprint = order_fingerprint(order)
+        if not await _is_stored_order(
+            session, order, fingerprint, existing.fingerprint, existing.customer_id, customer_id
+        ):
             raise Conflict(f"order {order.order_id} is already stored with different content", field="order_id")
         return existing, False
-    try:
-        customer_id = await resolve_customer_id(session, order.customer_id)
-    except (NotFound, Gone) as exc:
-        raise Unprocessable(f"customer {order.customer_id} cannot take purchases: {exc}", field="customer_id") from exc
+    assert customer_id is not None
     values, lines = _rows(order, customer_id, utcnow(), order_fingerprint(order))
     purchase = Purchase(**values, lines=[PurchaseLine(**line) for line in lines])
     session.add(purchase)
@@ -151,13 +179,13 @@ async def import_purchases(session: AsyncSession, *, rows: Sequence[Any]) -> Bul
 
     await lock_feed(session, PURCHASE_FEED)
     order_ids = list({order.order_id for _, order in valid})
-    stored: dict[str, str] = {}
+    stored: dict[str, tuple[str, uuid.UUID]] = {}  # order id → fingerprint and customer
     for start in range(0, len(order_ids), CHUNK):
         chunk = order_ids[start : start + CHUNK]
         found = await session.execute(
-            select(Purchase.order_id, Purchase.fingerprint).where(Purchase.order_id.in_(chunk))
+            select(Purchase.order_id, Purchase.fingerprint, Purchase.customer_id).where(Purchase.order_id.in_(chunk))
         )
-        stored.update({r.order_id: r.fingerprint for r in found})
+        stored.update({r.order_id: (r.fingerprint, r.customer_id) for r in found})
     targets = await _customer_targets(session, {order.customer_id for _, order in valid})
 
     now = utcnow()
@@ -165,8 +193,10 @@ async def import_purchases(session: AsyncSession, *, rows: Sequence[Any]) -> Bul
     lines_by_order: dict[str, list[dict[str, Any]]] = {}
     for index, order in valid:
         fingerprint = order_fingerprint(order)
+        customer_id = targets.get(order.customer_id)
         if order.order_id in stored:
-            same = stored[order.order_id] == fingerprint
+            stored_fingerprint, stored_customer = stored[order.order_id]
+            same = await _is_stored_order(session, order, fingerprint, stored_fingerprint, stored_customer, customer_id)
             results[index] = BulkRowResult(
                 index=index,
                 order_id=order.order_id,
@@ -174,7 +204,6 @@ async def import_purchases(session: AsyncSession, *, rows: Sequence[Any]) -> Bul
                 detail=None if same else "order_id already stored with different content",
             )
             continue
-        customer_id = targets.get(order.customer_id)
         if customer_id is None:
             results[index] = BulkRowResult(
                 index=index,
@@ -186,7 +215,7 @@ async def import_purchases(session: AsyncSession, *, rows: Sequence[Any]) -> Bul
         purchase, lines = _rows(order, customer_id, now, fingerprint)
         purchases.append(purchase)
         lines_by_order[order.order_id] = lines
-        stored[order.order_id] = fingerprint
+        stored[order.order_id] = (fingerprint, customer_id)
         results[index] = BulkRowResult(index=index, order_id=order.order_id, status="created")
 
     await _insert_orders(session, purchases, lines_by_order)
