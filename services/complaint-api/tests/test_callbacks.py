@@ -1,14 +1,27 @@
-"""Callback requests: due times on the business calendar, queue order, retries when nobody answers."""
+"""Callback requests: due times on the business calendar, queue order, retries when nobody answers, and the
+customer's name and tier filled in once customer-api, down when the callback was asked for, answers."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import pytest
 from conftest import auth
-from test_complaints import take
+from test_complaints import CUSTOMER, take
+
+from complaint_api.complaints.jobs import complete_snapshots
+from complaint_api.feeds.service import apply_events
+from crm_kit.http import PeerClient, PeerConfig
+
+CST = dt.timezone(dt.timedelta(hours=8))
+GOLD = uuid.uuid4()
 
 
 def _at(value: str) -> dt.datetime:
@@ -31,8 +44,10 @@ async def test_a_callback_is_due_within_business_minutes_or_at_the_preferred_tim
     expected = app.state.calendar.add(_at(callback["created_at"]), dt.timedelta(minutes=30))
     assert _at(callback["due_at"]) == expected
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=20)).replace(microsecond=0)
-    preferred = await ask(client, preferred_at=later.isoformat())
-    assert _at(preferred["due_at"]) == later
+    preferred = await ask(client, preferred_at=later.astimezone(CST).isoformat())  # as a caller in Shanghai writes it
+    # Answered in UTC, as every time is, not in the offset it was sent in.
+    assert preferred["due_at"] == preferred["preferred_at"] == f"{later:%Y-%m-%dT%H:%M:%S}Z"
+    assert (await client.get(f"/v1/callbacks/{preferred['id']}")).json() == preferred
 
 
 async def test_a_callback_about_a_complaint_is_that_customers_and_is_found_at_its_location(
@@ -89,3 +104,114 @@ async def test_callback_validation_and_scopes(client: httpx.AsyncClient) -> None
     assert (await client.post("/v1/callbacks", json=unknown_complaint)).status_code == 422
     assert (await client.post("/v1/callbacks", json={"topic": "x", "phone": "13912345678"},
                               headers=auth("reader"))).status_code == 403  # fmt: skip
+
+
+def _customer(path: str, names: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """customer-api's answer to `GET /v1/customers/{id}`: the gold customers in `names`; anyone else is unknown."""
+    customer_id = path.removeprefix("/v1/customers/")
+    if customer_id not in names:
+        return 404, {"status": 404}
+    return 200, {"id": customer_id, "name": names[customer_id], "tier": "gold", "type": "individual",
+                 "created_at": "2025-03-01T08:00:00Z"}  # fmt: skip
+
+
+@pytest.fixture
+def customer_api_back() -> Iterator[str]:
+    """A stand-in for customer-api on a real port, as the snapshot completion meets it once it is back: GOLD and
+    the complaints' CUSTOMER are gold customers, anyone else is unknown (404)."""
+    names = {str(GOLD): "王女士", CUSTOMER: "陈建国"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = _customer(self.path, names)
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+async def test_a_callback_asked_for_while_customer_api_is_down_gets_its_name_and_priority_later(
+    client: httpx.AsyncClient, app: Any, customer_api_back: str
+) -> None:
+    gold = await ask(client, customer_id=str(GOLD), name=None)
+    complaint = await take(client)  # taken while customer-api is down too
+    about_it = await ask(client, complaint_id=complaint["id"])  # the caller gave a name: it stays
+    stranger = await ask(client, customer_id=str(uuid.uuid4()), name=None)
+    anonymous = await ask(client)
+    for callback in (gold, about_it, stranger):
+        assert (callback["snapshot_status"], callback["priority"]) == ("pending", "normal"), callback
+    assert gold["name"] is None and anonymous["snapshot_status"] is None
+    # Still down: the sweep's pass stops at once and changes nothing.
+    settings, calendar = app.state.settings, app.state.calendar
+    assert await complete_snapshots(app.state.database, app.state.customer_api, calendar, settings) == 0
+    assert (await client.get(f"/v1/callbacks/{gold['id']}")).json() == gold
+
+    async with PeerClient("customer-api", PeerConfig(base_url=customer_api_back)) as back:
+        await complete_snapshots(app.state.database, back, calendar, settings)
+        read = {c["id"]: (await client.get(f"/v1/callbacks/{c['id']}")).json() for c in (gold, about_it, stranger)}
+        assert [(read[c["id"]]["snapshot_status"], read[c["id"]]["priority"], read[c["id"]]["name"])
+                for c in (gold, about_it, stranger)] == [
+            ("ok", "high", "王女士"), ("ok", "high", "陈先生"), ("unknown_customer", "normal", None)
+        ]  # fmt: skip
+        # The due time follows the clock and the preferred time, not the tier; the version moves with the change.
+        for callback in (gold, about_it, stranger):
+            assert (read[callback["id"]]["due_at"], read[callback["id"]]["version"]) == (callback["due_at"], 2)
+        assert (await client.get(f"/v1/callbacks/{anonymous['id']}")).json() == anonymous
+        # Nothing is left pending: a second pass changes no callback.
+        again = {c["id"]: c["version"] for c in (await client.get("/v1/callbacks")).json()["items"]}
+        await complete_snapshots(app.state.database, back, calendar, settings)
+        assert {c["id"]: c["version"] for c in (await client.get("/v1/callbacks")).json()["items"]} == again
+
+
+async def test_a_callback_retried_after_its_customer_was_erased_is_gone_as_a_complaint_is(
+    client: httpx.AsyncClient, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry is answered from what the first request stored, before customer-api is asked about the customer
+    again: once they are erased (customer-api no longer knows them), a 410 as for a complaint, not a 422."""
+    customer = str(uuid.uuid4())
+    names = {customer: "王女士"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        status, body = _customer(request.url.path, names)
+        return httpx.Response(status, json=body)
+
+    config = PeerConfig(base_url="http://customer-api.test", retries=0)
+    async with PeerClient("customer-api", config, transport=httpx.MockTransport(answer)) as peer:
+        monkeypatch.setitem(app.state._state, "customer_api", peer)  # app.state keeps its values in _state
+        callback = {"customer_id": customer, "phone": "139 0000 1111", "topic": "退货"}
+        complaint = {"customer_id": customer, "channel": "phone", "category": "delivery", "severity": "low",
+                     "subject": "送货晚了两天", "description": "订单承诺次日达，实际第三天才送到。"}  # fmt: skip
+        asked = {path: (body, {"Idempotency-Key": f"erased-{path}"})
+                 for path, body in (("/v1/callbacks", callback), ("/v1/complaints", complaint))}  # fmt: skip
+        for path, (body, key) in asked.items():
+            created = await client.post(path, json=body, headers=key)
+            assert created.status_code == 201 and created.json()["snapshot_status"] == "ok", created.text
+            replayed = await client.post(path, json=body, headers=key)
+            assert replayed.headers["Idempotent-Replayed"] == "true" and replayed.content == created.content
+
+        del names[customer]
+        async with app.state.database.session_scope() as session:
+            await apply_events(session, [{"type": "erased", "customer_id": customer}], app.state.calendar)
+        for path, (body, key) in asked.items():
+            retried = await client.post(path, json=body, headers=key)
+            assert retried.status_code == 410, (path, retried.text)
+            assert retried.headers["content-type"] == "application/problem+json" and "王女士" not in retried.text
+
+        # A first request about a customer customer-api does not know is still refused, and its retry too.
+        stranger = {**callback, "customer_id": str(uuid.uuid4())}
+        for _ in range(2):
+            refused = await client.post("/v1/callbacks", json=stranger, headers={"Idempotency-Key": "stranger"})
+            assert refused.status_code == 422 and refused.json()["field"] == "customer_id", refused.text

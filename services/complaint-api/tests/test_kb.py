@@ -15,7 +15,7 @@ from conftest import auth
 from fastapi import FastAPI
 
 from complaint_api.kb import service
-from complaint_api.kb.analysis import analyse, stem
+from complaint_api.kb.analysis import analyse, stem, tokens
 from complaint_api.kb.search import ArticleDoc, KbIndex, build_index
 from complaint_api.kb.seed import load_seed_articles, seed_articles
 
@@ -263,6 +263,70 @@ async def test_search_results_are_scored_sorted_and_marked(client: httpx.AsyncCl
     assert len(await search(client, "退货", limit=1)) == 1
 
 
+async def snippet_of(client: httpx.AsyncClient, body: str, query: str) -> str:
+    """The snippet the search for `query` shows of a new article with `body` (and an unrelated title)."""
+    await create(
+        client, slug="snippet", title="服务说明", body=body, tags=[], language="en" if body.isascii() else "zh"
+    )
+    [hit] = await search(client, query)
+    snippet: str = hit["snippet"]
+    return snippet
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "expected"),
+    [
+        (  # "Delivery" is indexed as "deliveri", which is not a prefix of the word
+            "Delivery is free within 5 km of each store. Orders placed before 2 pm are packed the same day and "
+            "leave by van. Large deliveries are booked by phone.",
+            "delivery",
+            "【Delivery】 is free within 5 km of each store. Orders placed before 2 pm are packed…",
+        ),
+        (  # "parkade" begins with "park", the stem of "parking", but is another word
+            "Our parkade is not a pick-up point. Parking is free for two hours.",
+            "parking",
+            "Our parkade is not a pick-up point. 【Parking】 is free for two hours.",
+        ),
+        (  # jieba reads 本店/员工 here: the first 店员 in the text is not the word
+            "本店员工均经过服务培训，如对店员的服务不满意，请到服务台反映。",
+            "店员",
+            "本店员工均经过服务培训，如对【店员】的服务不满意，请到服务台反映。",
+        ),
+    ],
+    ids=["stem-not-a-prefix", "stem-a-prefix-of-another-word", "chinese-word-boundaries"],
+)
+async def test_snippet_marks_the_words_that_matched(
+    client: httpx.AsyncClient, body: str, query: str, expected: str
+) -> None:
+    assert await snippet_of(client, body, query) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "expected"),
+    [
+        # NFKC makes each "…" three dots and full-width letters ASCII; traditional folds to simplified.
+        (
+            "请稍候……退貨須知：ＶＩＰ会员凭小票办理退货。",
+            "退货",
+            "请稍候……【退貨】須知：ＶＩＰ会员凭小票办理【退货】。",
+        ),
+        ("请稍候……退貨須知：ＶＩＰ会员凭小票办理退货。", "vip", "请稍候……退貨須知：【ＶＩＰ】会员凭小票办理退货。"),
+        (  # the window is measured in the body as written, where each "……" is two characters (six folded)
+            "节假日人多，请耐心排队……" * 8 + "退貨時請攜帶小票。" + "如有疑问请咨询服务台。" * 6,
+            "退货",
+            "…请耐心排队……节假日人多，请耐心排队……【退貨】時請攜帶小票。"
+            + "如有疑问请咨询服务台。" * 4
+            + "如有疑问请咨询…",
+        ),
+    ],
+    ids=["ellipsis-full-width-traditional", "full-width-letters", "window-after-ellipses"],
+)
+async def test_snippet_shows_the_body_as_written(
+    client: httpx.AsyncClient, body: str, query: str, expected: str
+) -> None:
+    assert await snippet_of(client, body, query) == expected
+
+
 @pytest.mark.parametrize("query", ["火星探测器", "的了吗", "？！。", "the a is"])
 async def test_a_query_with_no_match_returns_no_items(client: httpx.AsyncClient, app: FastAPI, query: str) -> None:
     await seed(app)
@@ -383,6 +447,17 @@ def test_analyse_folds_traditional_drops_stopwords_and_stems() -> None:
     assert analyse("的了吗，我") == []
     assert analyse("The REFUNDS are refunded") == ["refund", "refund"]
     assert analyse("ＶＩＰ卡") == analyse("vip卡")  # full-width folds to ASCII
+    # Each term keeps the span of the text as written, whatever folding did to the length before it.
+    text = "請稍候……ＶＩＰ退貨，Delivery ﬁne Cafe\u0301"
+    assert [(term, text[start:end]) for term, start, end in tokens(text)] == [
+        ("稍候", "稍候"),
+        ("vip", "ＶＩＰ"),
+        ("退货", "退貨"),
+        ("deliveri", "Delivery"),
+        ("fine", "ﬁne"),
+        ("caf", "Caf"),
+        ("é", "e\u0301"),  # a letter and its combining accent fold together
+    ]
     assert [stem(w) for w in ("parking", "cards", "shipping", "charged", "charge")] == [
         "park",
         "card",

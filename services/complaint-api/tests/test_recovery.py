@@ -63,8 +63,10 @@ async def test_a_plan_by_hand_with_its_actions_and_follow_ups(client: httpx.Asyn
     assert done.status_code == 200 and done.json()["actions"][1]["status"] == "done"
     assert done.json()["first_action_at"]
     assert (await client.post(url, json={})).status_code == 409
-    redeemed = await client.post(url, json={"redeemed_at": "2026-11-20T10:00:00+08:00"})
-    assert redeemed.json()["actions"][1]["coupon_redeemed_at"].startswith("2026-11-20T02:00")
+    used = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0)  # written in Shanghai time
+    redeemed = await client.post(url, json={"redeemed_at": used.isoformat()})
+    assert redeemed.status_code == 200, redeemed.text
+    assert dt.datetime.fromisoformat(redeemed.json()["actions"][1]["coupon_redeemed_at"]) == used
 
     closed = await close(client, complaint)
     plan = (await client.get(f"/v1/recovery-plans/{plan['id']}")).json()

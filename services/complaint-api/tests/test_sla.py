@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -89,6 +90,43 @@ async def test_policies_read_and_replace(client: httpx.AsyncClient) -> None:
     assert bad.status_code == 422
     agent = {"Authorization": "Bearer agent-key-0001"}
     assert (await client.put("/v1/sla-policies", json={"items": []}, headers=agent)).status_code == 403
+
+
+async def test_the_same_policies_put_at_once_are_all_taken(client: httpx.AsyncClient) -> None:
+    """A PUT is safe to send again and concurrently: ten at once on priorities never stored all land."""
+    items = [
+        {"priority": "urgent", "first_response_minutes": 20, "resolution_minutes": 180},
+        {"priority": "low", "first_response_minutes": 600, "resolution_minutes": 6000},
+    ]
+    answers = await asyncio.gather(*(client.put("/v1/sla-policies", json={"items": items}) for _ in range(10)))
+    assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers if a.status_code != 200]
+    stored = (await client.get("/v1/sla-policies")).json()["items"]
+    assert [stored[0], stored[-1]] == items and all(a.json()["items"] == stored for a in answers)
+
+
+async def test_policy_minutes_are_whole_numbers_and_each_priority_is_listed_once(client: httpx.AsyncClient) -> None:
+    before = (await client.get("/v1/sla-policies")).json()
+    # pydantic alone took true as 1 and "600" as 600; 2.0 is a whole number, as JSON Schema's integer says.
+    for first, resolution in ((True, 600), (60, "600"), (60, False), ("60", 600), (60.5, 600), (None, 600)):
+        row = {"priority": "low", "first_response_minutes": first, "resolution_minutes": resolution}
+        refused = await client.put("/v1/sla-policies", json={"items": [row]})
+        assert refused.status_code == 422, (row, refused.text)
+        assert refused.json()["type"].endswith("/validation")
+    twice = [
+        {"priority": "low", "first_response_minutes": 60, "resolution_minutes": 600},
+        {"priority": "urgent", "first_response_minutes": 10, "resolution_minutes": 60},
+        {"priority": "low", "first_response_minutes": 120, "resolution_minutes": 900},
+    ]
+    refused = await client.put("/v1/sla-policies", json={"items": twice})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == "priority listed more than once: low"
+    assert (await client.get("/v1/sla-policies")).json() == before  # nothing of a refused request is kept
+    taken = await client.put(
+        "/v1/sla-policies",
+        json={"items": [{"priority": "low", "first_response_minutes": 2.0, "resolution_minutes": 600}]},
+    )
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["items"][-1] == {"priority": "low", "first_response_minutes": 2, "resolution_minutes": 600}
 
 
 async def test_a_reopened_complaint_runs_on_the_resolution_time_it_had_left(

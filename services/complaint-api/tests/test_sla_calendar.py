@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from complaint_api.config import Settings
 from complaint_api.sla.calendar import (
     CHINA_2026_HOLIDAYS,
     CHINA_2026_WORKDAYS,
@@ -341,6 +342,53 @@ def test_calendar_from_settings() -> None:
     assert mixed.is_open(sh(2026, 3, 9, 23, 59)) and not mixed.is_open(sh(2026, 3, 10, 0))  # Mon till midnight
     wrapped = calendar_from_settings("Asia/Shanghai", "fri-mon 10:00-20:00", [], [])
     assert sorted(wrapped.weekly) == [0, 4, 5, 6]
+
+
+def test_makeup_hours_from_settings() -> None:
+    # Monday closed: the make-up Saturday needs hours of its own.
+    cal = calendar_from_settings("Asia/Shanghai", "tue-sun 09:00-21:00", [], ["2026-10-10"], " 10:00 - 16:00 ")
+    assert cal.makeup_hours == WorkingHours(dt.time(10), dt.time(16))
+    assert cal.is_open(sh(2026, 10, 10, 10)) and not cal.is_open(sh(2026, 10, 10, 9, 30))  # Saturday: 10:00–16:00
+    assert cal.is_open(sh(2026, 10, 17, 9, 30))  # an ordinary Saturday keeps 09:00–21:00
+    assert not cal.is_open(sh(2026, 10, 12, 10))  # Monday is closed
+    assert cal.add(sh(2026, 10, 10, 15, 30), H) == sh(2026, 10, 11, 9, 30)  # half an hour left on Saturday
+    # Unset or blank: the Monday hours, as before.
+    for unset in (None, "", "  "):
+        monday = calendar_from_settings("Asia/Shanghai", "mon-fri 09:00-18:00", [], ["2026-10-10"], unset)
+        assert monday.hours_on(dt.date(2026, 10, 10)) == NINE_TO_SIX
+    with pytest.raises(ValueError, match="Monday is closed: set makeup_hours"):
+        calendar_from_settings("Asia/Shanghai", "tue-sun 09:00-21:00", [], ["2026-10-10"])
+    # Without make-up workdays a closed Monday needs nothing.
+    assert calendar_from_settings("Asia/Shanghai", "tue-sun 09:00-21:00", [], []).makeup_hours is None
+
+
+@pytest.mark.parametrize(
+    ("makeup", "message"),
+    [
+        ("mon 09:00-18:00", "expected one span HH:MM-HH:MM"),
+        ("closed", "expected one span HH:MM-HH:MM"),
+        ("09:00-18:00; 19:00-20:00", "expected one span HH:MM-HH:MM"),
+        ("18:00-09:00", r"makeup_hours '18:00-09:00': WorkingHours end 09:00:00 must be after start"),
+        ("09:00-00:00", "write 24:00"),
+        ("09:00-25:00", "not a time"),
+    ],
+)
+def test_bad_makeup_hours(makeup: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        calendar_from_settings("Asia/Shanghai", "mon-fri 09:00-18:00", [], ["2026-10-10"], makeup)
+
+
+def test_the_service_settings_name_the_makeup_hours_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("COMPLAINT_API_WORKDAYS", "COMPLAINT_API_MAKEUP_HOURS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COMPLAINT_API_BUSINESS_HOURS", "tue-sun 09:00-21:00")
+    # The default workdays are the 2026 调休 days, so a closed Monday needs the setting.
+    with pytest.raises(ValueError, match=r"Monday is closed .*: set COMPLAINT_API_MAKEUP_HOURS"):
+        Settings().calendar()
+    monkeypatch.setenv("COMPLAINT_API_MAKEUP_HOURS", "09:00-18:00")
+    cal = Settings().calendar()
+    assert cal.hours_on(dt.date(2026, 10, 10)) == NINE_TO_SIX  # a 2026 make-up Saturday
+    assert cal.hours_on(dt.date(2026, 10, 12)) is None  # Monday
 
 
 def test_calendar_from_settings_mon_twice_via_wrap() -> None:

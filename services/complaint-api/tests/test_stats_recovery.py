@@ -214,11 +214,26 @@ async def test_recovery_statistics_equal_the_hand_computed_values(client: httpx.
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["group_by"] == group_by and body["control_available"] is False
-        assert (body["start"], body["end"]) == (PERIOD["from"], PERIOD["to"])
+        assert (body["start"], body["end"]) == ("2026-09-30T16:00:00Z", "2026-10-31T16:00:00Z")  # in UTC
         groups = {g.pop("key"): g for g in body["groups"]}
         assert groups == expected, group_by
         # Most plans first, ties by key.
         assert [g["plans"] for g in body["groups"]] == sorted((g["plans"] for g in body["groups"]), reverse=True)
+
+
+async def test_complaint_statistics_give_the_same_recovery_and_repurchase_rates(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    # Here each complaint is taken when its plan is made, with the plan's category, so over the same period
+    # /v1/stats/complaints sees the same plans per category as /v1/stats/recovery.
+    await _load(app)
+    rates = ("recovery_rate", "repurchase_30d_rate", "repurchase_90d_rate")
+    for group_by in (None, "category"):
+        params = {**PERIOD, **({"group_by": group_by} if group_by else {})}
+        response = await client.get("/v1/stats/complaints", params=params, headers=auth("reader"))
+        assert response.status_code == 200, response.text
+        got = {g["key"]: {rate: g[rate] for rate in rates} for g in response.json()["groups"]}
+        assert got == {key: {rate: g[rate] for rate in rates} for key, g in EXPECTED[group_by].items()}, group_by
 
 
 async def test_recovery_statistics_input_checks(client: httpx.AsyncClient) -> None:

@@ -1,5 +1,5 @@
 """Signed webhooks against a real receiver (uvicorn on 127.0.0.1): subscriptions, signatures, order per
-complaint, a receiver that is down or failing and comes back, unsubscribing, and concurrent passes.
+complaint, a receiver that is down, failing or hanging, unsubscribing, and concurrent passes.
 
 The app's own delivery loop keeps running during these tests, like another replica would: assertions hold
 whoever sends a delivery.
@@ -31,10 +31,11 @@ from test_complaints import step, take
 
 from complaint_api.complaints.models import ComplaintEvent
 from complaint_api.sla.service import flag_breaches
-from complaint_api.webhooks.jobs import deliver_once
+from complaint_api.webhooks.jobs import SEND_CONCURRENCY, deliver_once
 from complaint_api.webhooks.models import Webhook, WebhookDelivery
-from complaint_api.webhooks.service import LEASE, next_cursor, sign, verify_signature
+from complaint_api.webhooks.service import IN_FLIGHT_PER_WEBHOOK, LEASE, next_cursor, sign, verify_signature
 from crm_kit.db import utcnow
+from crm_kit.idempotency import idempotency_keys
 
 SECRET = "test-secret-0123456789"
 ALL_EVENTS = [
@@ -71,6 +72,10 @@ class Receiver:
         self.base_url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
         self.status = 200
         self.delay = 0.0
+        # Cleared, requests are taken but not answered until it is set again: a receiver that hangs.
+        self.answering = threading.Event()
+        self.answering.set()
+        self.arrived = 0
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
@@ -81,8 +86,12 @@ class Receiver:
 
     async def _record(self, request: Request) -> Response:
         body = await request.body()
+        with self._lock:
+            self.arrived += 1
         if self.delay:
             await asyncio.sleep(self.delay)
+        if not self.answering.is_set():
+            await asyncio.to_thread(self.answering.wait)
         status = self.status
         with self._lock:
             self.requests.append(Received(request.url.path.lstrip("/"), status, dict(request.headers), body))
@@ -101,6 +110,7 @@ class Receiver:
         raise RuntimeError("the receiver did not start")
 
     async def stop(self) -> None:
+        self.answering.set()
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             await asyncio.to_thread(self._thread.join, 5)
@@ -129,6 +139,16 @@ async def down_receiver() -> AsyncIterator[Receiver]:
     waiting = Receiver()
     yield waiting
     await waiting.stop()
+
+
+@pytest.fixture
+async def hung_receiver() -> AsyncIterator[Receiver]:
+    """A receiver that takes requests but answers none until the test sets its `answering` event."""
+    hung = Receiver()
+    hung.answering.clear()
+    await hung.start()
+    yield hung
+    await hung.stop()
 
 
 async def subscribe(client: httpx.AsyncClient, url: str, events: list[str] | None = None) -> dict[str, Any]:
@@ -179,6 +199,14 @@ async def delivered_log(client: httpx.AsyncClient, webhook: dict[str, Any], seco
         log = await deliveries(client, webhook)
         if all(d["status"] == "delivered" for d in log) or time.monotonic() > deadline:
             return log
+        await asyncio.sleep(0.02)
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    """Wait for `condition`; after `seconds` (far more than it should take) fail rather than hang."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not after {seconds} s"
         await asyncio.sleep(0.02)
 
 
@@ -271,6 +299,27 @@ async def test_subscribe_list_read_unsubscribe_and_scopes(client: httpx.AsyncCli
     assert (await client.delete(f"/v1/webhooks/{own['id']}")).status_code == 404
     assert (await client.get(f"/v1/webhooks/{own['id']}/deliveries")).status_code == 404
     assert [w["id"] for w in (await client.get("/v1/webhooks")).json()["items"]] == [created["id"]]
+
+
+async def test_a_create_retried_after_the_webhook_was_deleted_is_gone_and_its_secret_forgotten(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    body, key = {"url": "https://example.com/h", "events": ["complaint.created"]}, {"Idempotency-Key": "wh-0001"}
+    created = await client.post("/v1/webhooks", json=body, headers=key)
+    assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+    replayed = await client.post("/v1/webhooks", json=body, headers=key)
+    assert replayed.headers["Idempotent-Replayed"] == "true" and replayed.content == created.content
+
+    assert (await client.delete(created.headers["location"])).status_code == 204
+    # Neither the dead subscription with its secret again, nor a new one: the request was carried out, and is gone.
+    retried = await client.post("/v1/webhooks", json=body, headers=key)
+    assert retried.status_code == 410, retried.text
+    assert retried.headers["content-type"] == "application/problem+json" and secret not in retried.text
+    assert (await client.get("/v1/webhooks")).json()["items"] == []
+    async with app.state.database.session_scope(read_only=True) as session:
+        stored = (await session.execute(select(idempotency_keys))).mappings().all()
+    assert len(stored) == 1 and secret not in repr(dict(stored[0])), stored
 
 
 async def test_events_arrive_signed_in_timeline_order(client: httpx.AsyncClient, app: Any, receiver: Receiver) -> None:
@@ -444,6 +493,39 @@ async def test_an_unsubscribed_webhook_gets_nothing_more(
     async with app.state.database.session_scope(read_only=True) as session:
         left = (await session.execute(select(func.count()).select_from(WebhookDelivery))).scalar_one()
     assert left == 0
+
+
+async def test_a_receiver_that_hangs_does_not_hold_up_the_others(
+    client: httpx.AsyncClient, app: Any, receiver: Receiver, hung_receiver: Receiver
+) -> None:
+    # More complaints than sends at once: the hung receiver is owed more heads of line than there are slots.
+    # They are taken before anyone subscribed, so what is owed is their SLA breaches (two each), committed
+    # at once: the hung receiver's attempts start when the healthy receiver's do.
+    complaints = [await take(client, severity="critical") for _ in range(SEND_CONCURRENCY + 2)]
+    hung = await subscribe(client, hung_receiver.url())  # first: its deliveries are queued, and due, first
+    healthy = await subscribe(client, receiver.url())
+    async with app.state.database.session_scope() as session:
+        await flag_breaches(session, now=utcnow() + dt.timedelta(days=30))
+    owed = 2 * len(complaints)
+
+    # Only the app's own loop sends here, as one replica would (a pass of the test's own would be a second
+    # sender, free to go on while the first one waits).
+    await until(lambda: len(receiver.accepted()) >= owed and hung_receiver.arrived > 0, "the healthy receiver's events")
+    log = await deliveries(client, hung)
+    assert len(log) == owed and all(d["status"] == "pending" for d in log)
+    assert all(d["last_error"] is None for d in log), "the healthy receiver's events waited for the hung one"
+    assert 0 < sum(d["attempts"] for d in log) <= IN_FLIGHT_PER_WEBHOOK  # every attempt still held, no more
+    assert hung_receiver.requests == []
+
+    hung_receiver.answering.set()
+    await until(lambda: len(hung_receiver.accepted()) >= owed, "the hung receiver's events once it answers")
+    for webhook, got in ((healthy, receiver.accepted()), (hung, hung_receiver.accepted())):
+        event_ids = {d["id"]: d["event_id"] for d in await deliveries(client, webhook)}
+        assert len({r.json["id"] for r in got}) == len(got) == owed
+        per_complaint: dict[str, list[int]] = {}
+        for r in got:
+            per_complaint.setdefault(r.json["complaint"]["id"], []).append(event_ids[r.json["id"]])
+        assert all(len(ids) == 2 and ids == sorted(ids) for ids in per_complaint.values())
 
 
 async def test_concurrent_passes_never_send_a_delivery_twice(

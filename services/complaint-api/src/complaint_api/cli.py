@@ -12,7 +12,7 @@ from crm_kit.cli import add_service_commands
 from crm_kit.db import Database
 
 app = typer.Typer(help="complaint-api: the complaint service of the retail CRM.", no_args_is_help=True)
-add_service_commands(
+require_schema = add_service_commands(
     app, alembic_ini=ALEMBIC_INI, settings=Settings, factory="complaint_api.main:create_app", default_port=8002
 )
 
@@ -21,6 +21,8 @@ add_service_commands(
 def seed_kb() -> None:
     """Load the starter knowledge base (the store's policy and service manual); existing articles stay."""
     from complaint_api.kb.seed import seed_articles
+
+    require_schema()
 
     async def run() -> tuple[int, int]:
         database = Database(Settings().resolved_database_url)

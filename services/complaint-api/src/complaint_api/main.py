@@ -11,6 +11,7 @@ from complaint_api.complaints.router import router as complaints_router
 from complaint_api.config import Settings
 from complaint_api.kb.router import router as kb_router
 from complaint_api.lifespan import lifespan
+from complaint_api.privacy.router import router as privacy_router
 from complaint_api.recovery.router import router as recovery_router
 from complaint_api.sla.router import router as sla_router
 from complaint_api.stats.router import router as stats_router
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sla_router,
             stats_router,
             webhooks_router,
+            privacy_router,
         ],
         alembic_ini=ALEMBIC_INI,
         lifespan=lifespan,
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "callbacks", "description": "Call-back requests and their queue"},
             {"name": "statistics", "description": "Complaint statistics"},
             {"name": "webhooks", "description": "Signed event delivery to other systems"},
+            {"name": "privacy", "description": "PIPL: everything held about a customer, as one document"},
             {"name": "health", "description": "Liveness, readiness, metrics"},
         ],
     )

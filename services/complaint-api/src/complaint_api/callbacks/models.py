@@ -18,6 +18,9 @@ class Callback(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     customer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     name: Mapped[str | None] = mapped_column(String(100))
+    # Whether customer-api has told us who the customer is: `pending` until it answers (it may be down when the
+    # callback is asked for), then `ok` or `unknown_customer`; null when there is no customer to ask about.
+    snapshot_status: Mapped[str | None] = mapped_column(String(16), index=True)
     phone: Mapped[str | None] = mapped_column(String(20))
     topic: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(16))

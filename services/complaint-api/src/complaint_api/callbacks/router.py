@@ -34,8 +34,9 @@ def _render(callback: object, *, status_code: int = 200) -> Response:
     response_model=CallbackRead,
     summary="Ask for a call back (「留下电话，客服回电」)",
     description="Due within the configured business minutes, or at `preferred_at` if later. A known customer's "
-    "tier sets the priority (gold: high).",
-    responses=problem_responses(401, 403, 422),
+    "tier sets the priority (gold: high); when customer-api cannot be asked, the callback is kept with "
+    "`snapshot_status: pending` and its name and priority are filled in once customer-api answers.",
+    responses=problem_responses(401, 403, 409, 410, 422),
 )
 async def request_callback(
     data: CallbackCreate,
@@ -47,15 +48,17 @@ async def request_callback(
     calendar: CalendarDep,
 ) -> Response:
     # Ask customer-api before the transaction starts: no database lock is held over a network call.
-    snapshot = None
+    status, snapshot = None, None
     if data.customer_id is not None:
         status, snapshot = await lookup_customer(
             request.app.state.customer_api, data.customer_id, within=settings.intake_lookup_seconds
         )
-        if status == "unknown_customer":
-            raise Unprocessable(f"customer {data.customer_id} is not known to customer-api", field="customer_id")
 
     async def produce() -> Response:
+        # Refused here, past the replay, as a complaint is: a retry of a callback taken before gets its stored
+        # answer (a 410 once the customer is erased), not a 422 because customer-api no longer knows them.
+        if status == "unknown_customer":
+            raise Unprocessable(f"customer {data.customer_id} is not known to customer-api", field="customer_id")
         callback = await service.request_callback(
             session, data=data, snapshot=snapshot, calendar=calendar,
             within=dt.timedelta(minutes=settings.callback_minutes),

@@ -59,6 +59,10 @@ class CallbackRead(ResponseModel):
     channel: str
     complaint_id: uuid.UUID | None
     priority: str
+    snapshot_status: Literal["pending", "ok", "unknown_customer"] | None = Field(
+        description="`pending` while customer-api could not be asked about the customer yet (name and priority are "
+        "filled in once it answers); null without a customer"
+    )
     preferred_at: dt.datetime | None
     due_at: dt.datetime
     status: Literal["pending", "completed"]
@@ -82,6 +86,7 @@ class CallbackRead(ResponseModel):
                     "channel": "web",
                     "complaint_id": None,
                     "priority": "normal",
+                    "snapshot_status": None,
                     "preferred_at": None,
                     "due_at": "2026-11-23T03:30:00Z",
                     "status": "pending",

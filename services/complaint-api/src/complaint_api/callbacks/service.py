@@ -1,8 +1,9 @@
 """Callback rules: who calls back whom by when, in which order, and what happens when nobody answers.
 
 A callback is due within the configured business minutes (or at the preferred time, if later); a gold
-customer's request is high priority. The queue is pending callbacks by due time. An unanswered call is
-retried after the same interval until the attempts run out.
+customer's request is high priority. When customer-api cannot be asked, the callback is kept with its snapshot
+pending, and the customer's name and tier are filled in once it answers. The queue is pending callbacks by due
+time. An unanswered call is retried after the same interval until the attempts run out.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from complaint_api.callbacks.models import Callback
 from complaint_api.callbacks.schemas import CallbackCreate
 from complaint_api.clients.customer_api import CustomerSnapshot
 from complaint_api.complaints.models import Complaint
-from complaint_api.complaints.service import priority_for
+from complaint_api.complaints.service import PRIORITIES, priority_for
 from complaint_api.sla.calendar import BusinessCalendar
 from crm_kit.concurrency import check_version
 from crm_kit.db import utcnow
@@ -37,6 +38,8 @@ async def request_callback(
 ) -> Callback:
     customer_id = snapshot.customer_id if snapshot else data.customer_id
     tier, name = (snapshot.tier, snapshot.name) if snapshot else (None, None)
+    # No snapshot of a customer means customer-api could not be asked (an unknown one is refused before).
+    snapshot_status = "ok" if snapshot else "pending" if customer_id else None
     if data.complaint_id is not None:
         complaint = await session.get(Complaint, data.complaint_id)
         if complaint is None:
@@ -48,20 +51,24 @@ async def request_callback(
         if snapshot is None:
             known = complaint.customer_snapshot or {}
             tier, name = known.get("tier"), known.get("name")
+            snapshot_status = complaint.snapshot_status
     now = utcnow()
+    # Kept, and answered, in UTC whatever offset it was sent in.
+    preferred_at = data.preferred_at.astimezone(dt.UTC) if data.preferred_at is not None else None
     due = calendar.add(now, within)
-    if data.preferred_at is not None and data.preferred_at > due:
-        due = data.preferred_at
+    if preferred_at is not None and preferred_at > due:
+        due = preferred_at
     callback = Callback(
         id=uuid7(),
         customer_id=customer_id,
         name=data.name or name,
+        snapshot_status=snapshot_status,
         phone=normalize_phone(data.phone, "CN") if data.phone else None,
         topic=data.topic,
         channel=data.channel,
         complaint_id=data.complaint_id,
-        priority=priority_for("medium", tier),
-        preferred_at=data.preferred_at,
+        priority=_priority(tier),
+        preferred_at=preferred_at,
         due_at=due,
         status="pending",
         attempts=0,
@@ -71,6 +78,31 @@ async def request_callback(
     session.add(callback)
     await session.flush()
     return callback
+
+
+def _priority(tier: str | None) -> str:
+    """A callback weighs as a medium complaint: normal, high for a gold customer."""
+    return priority_for("medium", tier)
+
+
+def apply_snapshot(callback: Callback, snapshot: CustomerSnapshot | None) -> None:
+    """Fill in what customer-api says about the customer, as a request does when it can ask at once: their name
+    when the caller gave none, and the priority their tier earns. The due time stays: it follows the clock and
+    the preferred time, not the tier."""
+    if snapshot is None:
+        callback.snapshot_status = "unknown_customer"
+        callback.updated_at = utcnow()
+    else:
+        callback.customer_id = snapshot.customer_id
+        callback.name = callback.name or snapshot.name
+        callback.snapshot_status = "ok"
+        raise_priority(callback, snapshot.tier)
+
+
+def raise_priority(callback: Callback, tier: str | None) -> None:
+    """The priority the customer's tier earns: raised, never lowered."""
+    callback.priority = max(callback.priority, _priority(tier), key=PRIORITIES.index)
+    callback.updated_at = utcnow()
 
 
 async def get_callback(session: AsyncSession, callback_id: uuid.UUID) -> Callback:

@@ -23,17 +23,28 @@ class CustomerSnapshot:
         return {"name": self.name, "tier": self.tier, "type": self.type, "since": self.since}
 
 
-async def fetch_customer(peer: PeerClient, customer_id: uuid.UUID) -> CustomerSnapshot | None:
-    """The customer's snapshot; None when customer-api does not know them (unknown or erased).
+class CustomerErased(Exception):
+    """customer-api answered that the customer's personal data was erased (410)."""
 
-    Raises PeerUnavailable when customer-api is down or failing, so the caller can retry later.
+    def __init__(self, customer_id: uuid.UUID) -> None:
+        super().__init__(f"customer {customer_id} was erased")
+        self.customer_id = customer_id
+
+
+async def fetch_customer(peer: PeerClient, customer_id: uuid.UUID) -> CustomerSnapshot | None:
+    """The customer's snapshot; None when customer-api does not know them.
+
+    Raises CustomerErased when they were erased (what was taken about them meanwhile must go too), and
+    PeerUnavailable when customer-api is down or failing, so the caller can retry later.
     """
     for _ in range(4):  # a merge chain is short; a longer one is treated as unknown
         response = await peer.get(f"/v1/customers/{customer_id}")
         if response.status_code == 308:
             customer_id = uuid.UUID(response.json()["merged_into"])
             continue
-        if response.status_code in (404, 410, 422):
+        if response.status_code == 410:
+            raise CustomerErased(customer_id)
+        if response.status_code in (404, 422):
             return None
         if response.status_code != 200:
             raise PeerUnavailable("customer-api", f"unexpected status {response.status_code}")

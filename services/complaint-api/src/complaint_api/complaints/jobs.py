@@ -1,23 +1,27 @@
-"""Background work of complaint-api: the SLA breach sweep, completing customer snapshots taken while
-customer-api was down, service-recovery work, and following customer-api's customer feed. Each pass
-claims its rows (SKIP LOCKED on PostgreSQL), so replicas never double up, and no transaction stays open
-while a peer is asked."""
+"""Background work of complaint-api: the SLA breach sweep, completing the customer snapshots of complaints and
+callbacks taken while customer-api was down, service-recovery work, and following customer-api's customer feed.
+Each pass claims its rows (SKIP LOCKED on PostgreSQL), so replicas never double up, and no transaction stays
+open while a peer is asked."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from complaint_api.clients.customer_api import fetch_customer
+from complaint_api.callbacks.models import Callback
+from complaint_api.callbacks.service import apply_snapshot as apply_callback_snapshot
+from complaint_api.clients.customer_api import CustomerErased, CustomerSnapshot, fetch_customer
 from complaint_api.complaints.models import Complaint
 from complaint_api.complaints.service import apply_snapshot
 from complaint_api.config import Settings
-from complaint_api.feeds.service import follow
+from complaint_api.feeds.service import erase_person, follow
 from complaint_api.recovery import service as recovery
 from complaint_api.recovery.jobs import recovery_pass
 from complaint_api.sla.calendar import BusinessCalendar
@@ -32,28 +36,57 @@ log = logging.getLogger(__name__)
 async def complete_snapshots(
     database: Database, peer: PeerClient, calendar: BusinessCalendar, settings: Settings, limit: int = 50
 ) -> int:
-    """Ask customer-api about complaints taken while it was down; stops at the first sign it still is. The
-    recovery rules that needed the customer run then.
+    """Ask customer-api about complaints and callbacks taken while it was down. The recovery rules that needed
+    the customer run then."""
+
+    async def complete_complaint(
+        session: AsyncSession, complaint: Complaint, snapshot: CustomerSnapshot | None
+    ) -> None:
+        await apply_snapshot(session, complaint, snapshot, calendar)
+        if snapshot is not None:
+            await recovery.on_customer_known(session, complaint, settings, "customer-api")
+
+    async def complete_callback(_session: AsyncSession, callback: Callback, snapshot: CustomerSnapshot | None) -> None:
+        apply_callback_snapshot(callback, snapshot)
+
+    done = await _complete_pending(database, peer, Complaint, complete_complaint, limit)
+    return done + await _complete_pending(database, peer, Callback, complete_callback, limit)
+
+
+async def _complete_pending(
+    database: Database,
+    peer: PeerClient,
+    model: type[Complaint] | type[Callback],
+    complete: Callable[[AsyncSession, Any, CustomerSnapshot | None], Awaitable[None]],
+    limit: int,
+) -> int:
+    """Ask customer-api about the rows of `model` whose snapshot is pending; stops at the first sign it is
+    still down.
 
     No transaction is open while customer-api is asked (a slow peer must not hold the database); the answer
-    is applied in a short one, to complaints still pending then (another replica may have been quicker).
+    is applied in a short one, to rows still pending then (another replica may have been quicker).
     """
     async with database.session_scope(read_only=True) as session:
-        query = select(Complaint.id, Complaint.customer_id).where(Complaint.snapshot_status == "pending")
-        pending = (await session.execute(query.order_by(Complaint.created_at).limit(limit))).all()
+        query = select(model.id, model.customer_id).where(model.snapshot_status == "pending")
+        pending = (await session.execute(query.order_by(model.created_at).limit(limit))).all()
     done = 0
-    for complaint_id, customer_id in pending:
+    for row_id, customer_id in pending:
+        assert customer_id is not None  # a snapshot is pending only for a customer
+        erased = False
         try:
             snapshot = await fetch_customer(peer, customer_id)
+        except CustomerErased:
+            # Taken after complaint-api applied the erasure (customer-api was down): it goes the same way.
+            snapshot, erased = None, True
         except PeerUnavailable:
             break
         async with database.session_scope() as session:
-            still = select(Complaint).where(Complaint.id == complaint_id, Complaint.snapshot_status == "pending")
-            complaint = (await session.execute(skip_locked(session, still))).scalar_one_or_none()
-            if complaint is not None:
-                await apply_snapshot(session, complaint, snapshot, calendar)
-                if snapshot is not None:
-                    await recovery.on_customer_known(session, complaint, settings, "customer-api")
+            still = select(model).where(model.id == row_id, model.snapshot_status == "pending")
+            row = (await session.execute(skip_locked(session, still))).scalar_one_or_none()
+            if row is not None:
+                if erased:
+                    await erase_person(session, customer_id)
+                await complete(session, row, snapshot)
                 done += 1
     return done
 

@@ -175,6 +175,8 @@ async def _step(
         await recovery.on_closed(session, complaint, rules.settings, actor)
     elif action == "reopen":
         await recovery.on_reopened(session, complaint, actor)
+    elif action == "cancel":
+        await recovery.on_cancelled(session, complaint, actor)
     return _render(complaint)
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from complaint_api.clients.customer_api import CustomerSnapshot, fetch_customer
+from complaint_api.clients.customer_api import CustomerErased, CustomerSnapshot, fetch_customer
 from complaint_api.complaints.models import Complaint, ComplaintEvent, ComplaintNumber
 from complaint_api.complaints.schemas import ComplaintCreate
 from complaint_api.sla import service as sla
@@ -117,6 +117,8 @@ async def lookup_customer(
     try:
         async with asyncio.timeout(within):
             snapshot = await fetch_customer(peer, customer_id)
+    except CustomerErased:
+        return "unknown_customer", None
     except PeerUnavailable:
         return "pending", None
     except TimeoutError:

@@ -1,9 +1,10 @@
 """Applying customer-api's customer feed to complaints and callbacks.
 
-Tier changes raise the priority of the customer's open complaints (never lower it) and refresh their
-snapshot; merges move complaints and callbacks to the surviving profile; erasure anonymises them (the
-complaint stays for statistics, without anything that identifies or was said by the person). Each page is
-applied in one transaction together with the cursor, so a crash neither skips nor double-applies events.
+Tier changes raise the priority of the customer's open complaints and waiting callbacks (never lower it) and refresh
+the complaints' snapshot; merges move complaints and callbacks to the surviving profile (what is still open is asked
+about again as the survivor's); erasure anonymises them (the complaint stays for statistics, without anything that
+identifies or was said by the person) and stops what was still to be done for the person. Each page is applied in
+one transaction together with the cursor, so a crash neither skips nor double-applies events.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from complaint_api.callbacks.models import Callback
+from complaint_api.callbacks.service import raise_priority
 from complaint_api.complaints.models import Complaint, ComplaintEvent
 from complaint_api.complaints.service import PRIORITIES, priority_for
+from complaint_api.recovery import service as recovery
 from complaint_api.recovery.models import ContactRecord, FollowUp, RecoveryAction, RecoveryPlan
 from complaint_api.sla import service as sla
 from complaint_api.sla.calendar import BusinessCalendar
@@ -50,17 +53,34 @@ async def _tier_changed(session: AsyncSession, customer_id: uuid.UUID, tier: str
             complaint.priority = raised
             sla.set_due_times(complaint, calendar, policies[raised])
         complaint.updated_at = utcnow()
+    waiting = select(Callback).where(Callback.customer_id == customer_id, Callback.status == "pending")
+    for callback in await session.scalars(waiting):
+        raise_priority(callback, tier)
 
 
 async def _merged(session: AsyncSession, customer_id: uuid.UUID, into: uuid.UUID) -> None:
+    # What is still open is asked about again, as the survivor's: its tier may raise their priority (a gold
+    # customer's complaints are never below high), its snapshot replaces the duplicate's. The snapshot pass asks.
+    still_open = Complaint.status.in_(sla.OPEN_STATES)
+    await session.execute(
+        update(Complaint).where(Complaint.customer_id == customer_id, still_open).values(snapshot_status="pending")
+    )
+    waiting = Callback.status == "pending"
+    await session.execute(
+        update(Callback).where(Callback.customer_id == customer_id, waiting).values(snapshot_status="pending")
+    )
     await session.execute(update(Complaint).where(Complaint.customer_id == customer_id).values(customer_id=into))
     await session.execute(update(Callback).where(Callback.customer_id == customer_id).values(customer_id=into))
     for table in (RecoveryPlan, ContactRecord):
         await session.execute(update(table).where(table.customer_id == customer_id).values(customer_id=into))
 
 
-async def _erased(session: AsyncSession, customer_id: uuid.UUID) -> None:
+async def erase_person(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """Drop what complaint-api holds that identifies or was said by the person (the feed's `erased` event, or
+    customer-api answering 410 for a complaint or callback taken while it was down)."""
     ids = select(Complaint.id).where(Complaint.customer_id == customer_id)
+    # Nobody is left to call back, visit or ask: what was still to be done for them stops.
+    await recovery.on_customer_erased(session, customer_id, "customer-feed")
     rated = await session.execute(
         select(Complaint.id, Complaint.satisfaction).where(
             Complaint.customer_id == customer_id, Complaint.satisfaction.is_not(None)
@@ -82,10 +102,12 @@ async def _erased(session: AsyncSession, customer_id: uuid.UUID) -> None:
     # Contact-history entries still owed to customer-api (which refuses them now) repeat the complaint's subject.
     await session.execute(delete(ContactRecord).where(ContactRecord.customer_id == customer_id))
     await session.execute(update(ComplaintEvent).where(ComplaintEvent.complaint_id.in_(ids)).values(note=None))
+    theirs = or_(Callback.customer_id == customer_id, Callback.complaint_id.in_(ids))
+    await session.execute(update(Callback).where(theirs).values(name=None, phone=None, note=None, topic=ERASED))
     await session.execute(
         update(Callback)
-        .where(or_(Callback.customer_id == customer_id, Callback.complaint_id.in_(ids)))
-        .values(name=None, phone=None, note=None, topic=ERASED)
+        .where(theirs, Callback.status == "pending")
+        .values(status="completed", outcome="erased", completed_at=utcnow(), updated_at=utcnow())
     )
     plans = select(RecoveryPlan.id).where(RecoveryPlan.customer_id == customer_id)
     await session.execute(update(RecoveryAction).where(RecoveryAction.plan_id.in_(plans)).values(note=None))
@@ -100,7 +122,7 @@ async def apply_events(session: AsyncSession, events: Sequence[dict[str, Any]], 
         elif event["type"] == "merged":
             await _merged(session, customer_id, uuid.UUID(event["data"]["merged_into"]))
         elif event["type"] == "erased":
-            await _erased(session, customer_id)
+            await erase_person(session, customer_id)
 
 
 async def follow(database: Database, peer: PeerClient, calendar: BusinessCalendar, *, limit: int = 200) -> int:
@@ -109,7 +131,7 @@ async def follow(database: Database, peer: PeerClient, calendar: BusinessCalenda
     async def apply(session: AsyncSession, events: list[dict[str, Any]]) -> None:
         await apply_events(session, events, calendar)
 
-    applied = await follow_feed(
+    followed = await follow_feed(
         database, peer, feed=CUSTOMER_FEED, path="/v1/feeds/customers", apply=apply, limit=limit
     )
-    return applied or 0
+    return followed.applied if followed else 0

@@ -1,17 +1,22 @@
 """Text analysis of knowledge-base search: Chinese (simplified or traditional) and English text into index terms.
 
-Documents and queries go through the same `analyse`, so whatever it does to one it does to the other:
+Documents and queries go through the same `tokens`, so whatever it does to one it does to the other:
 NFKC (full-width letters and digits become ASCII), traditional folded to simplified (`退貨` → `退货`),
-lower case, jieba's search-mode segmentation (`lcut_for_search`, HMM off) for Chinese, the Snowball
-English stemmer, and no punctuation, whitespace or stopwords.
+lower case, jieba's search-mode segmentation (HMM off) for Chinese, the Snowball English stemmer, and
+no punctuation, whitespace or stopwords. Each term keeps the span of the text it was cut from, so a
+snippet can mark the words as written (`Delivery` for the term `deliveri`, `退貨` for `退货`).
 
 jieba's dictionary loads once, when this module is imported (about half a second), never per request.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import unicodedata
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jieba  # type: ignore[import-untyped]
 import opencc
@@ -92,28 +97,73 @@ STOPWORDS_EN = frozenset(
 )
 
 
-def fold(text: str) -> str:
-    """The form terms are cut from and snippets are matched in: NFKC, simplified, lower case."""
-    simplified: str = _T2S.convert(unicodedata.normalize("NFKC", text))
-    return simplified.lower()
+# An index term, and the span `text[start:end]` of the text as written that it was cut from. A plain
+# tuple: a document has one per word, and a named tuple would make indexing measurably slower.
+Token = tuple[str, int, int]
+
+
+class Folded(NamedTuple):
+    """Folded text, and for each of its characters the span of the original text it came from."""
+
+    text: str
+    starts: Sequence[int]
+    ends: Sequence[int]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _fold_cluster(cluster: str) -> str:
+    return unicodedata.normalize("NFKC", cluster).lower()
+
+
+def _clusters(text: str) -> Sequence[str]:
+    """`text` cut before every character but a combining mark, which stays with the one it may compose with."""
+    if not any(map(unicodedata.combining, text)):
+        return text  # one character each
+    clusters: list[str] = []
+    for char in text:
+        if clusters and unicodedata.combining(char):
+            clusters[-1] += char
+        else:
+            clusters.append(char)
+    return clusters
+
+
+def fold(text: str) -> Folded:
+    """The form terms are cut from: NFKC, simplified, lower case, each character traced to the original.
+
+    NFKC can change the length (`…` → `...`), so it runs per cluster, where it composes and decomposes.
+    OpenCC's t2s tables map every phrase to one of the same length, so simplifying the whole text at
+    once (phrases need their context) keeps the positions.
+    """
+    clusters = _clusters(text)
+    pieces = list(map(_fold_cluster, clusters))
+    simplified: str = _T2S.convert("".join(pieces))
+    if len(simplified) == len(clusters) == len(text):
+        return Folded(simplified, range(len(text)), range(1, len(text) + 1))  # one character for one
+    bounds = list(itertools.accumulate(map(len, clusters), initial=0))
+    starts = list(itertools.chain.from_iterable(map(itertools.repeat, bounds[:-1], map(len, pieces))))
+    ends = list(itertools.chain.from_iterable(map(itertools.repeat, bounds[1:], map(len, pieces))))
+    return Folded(simplified, starts, ends)
 
 
 def stem(word: str) -> str:
     return str(_ENGLISH.stemWord(word))
 
 
-def analyse_folded(folded: str) -> list[str]:
-    """Index terms of text already `fold`ed, in order, repeats kept (they are term frequencies)."""
-    terms: list[str] = []
+def tokens(text: str) -> list[Token]:
+    """Index terms of any text, in order, repeats kept (they are term frequencies), with their spans."""
+    folded, starts, ends = fold(text)
+    found: list[Token] = []
     # HMM off: unknown words fall apart into single characters the same way in documents and queries,
     # where the HMM could join them differently depending on the neighbouring text.
-    for token in jieba.lcut_for_search(folded, HMM=False):
-        if token in STOPWORDS_ZH or token in STOPWORDS_EN or not token.isalnum():
+    for word, start, end in jieba.tokenize(folded, mode="search", HMM=False):
+        if word in STOPWORDS_ZH or word in STOPWORDS_EN or not word.isalnum():
             continue  # punctuation and whitespace are not alphanumeric; Chinese characters are
-        terms.append(stem(token) if token.isascii() else token)
-    return terms
+        term = stem(word) if word.isascii() else word
+        found.append((term, starts[start], ends[end - 1]))
+    return found
 
 
 def analyse(text: str) -> list[str]:
     """Index terms of any text: what documents are indexed by and what queries look for."""
-    return analyse_folded(fold(text))
+    return [term for term, _, _ in tokens(text)]

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse  # type: ignore[import-untyped]  # scipy ships no type information
 
-from complaint_api.kb.analysis import analyse_folded, fold
+from complaint_api.kb.analysis import analyse, tokens
 
 K1 = 1.5
 B = 0.75
@@ -38,7 +38,6 @@ MAX_QUERY_CHARS = 2000
 SCORE_DECIMALS = 4
 EXPANSION_WEIGHT = 0.5  # a lone query character standing for the words that contain it
 
-_ASCII_TERM = re.compile(r"^[a-z0-9]+$")
 _HAN_CHAR = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]$")
 _LINE_BREAKS = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
 
@@ -68,25 +67,29 @@ class ArticleMatch:
 
 @dataclass(frozen=True, slots=True)
 class _Analysed:
-    """An article's terms with their field-weighted frequencies; reused by the next build if unchanged."""
+    """An article's terms with their field-weighted frequencies, and where its body has them (for snippets);
+    reused by the next build if unchanged."""
 
     frequencies: dict[str, float]
     length: float
-    folded_body: str
+    body_spans: dict[str, list[tuple[int, int]]]  # term → the spans of the body, as written, analysed to it
 
 
 def _analyse_article(doc: ArticleDoc) -> _Analysed:
     frequencies: dict[str, float] = {}
-    folded_body = fold(doc.body)
+    body = tokens(doc.body)
     for weight, terms in (
-        (TITLE_WEIGHT, analyse_folded(fold(doc.title))),
+        (TITLE_WEIGHT, analyse(doc.title)),
         # One tag per line: a line break keeps jieba from joining the end of one tag to the next.
-        (TAG_WEIGHT, analyse_folded(fold("\n".join(doc.tags)))),
-        (1.0, analyse_folded(folded_body)),
+        (TAG_WEIGHT, analyse("\n".join(doc.tags))),
+        (1.0, [term for term, _, _ in body]),
     ):
         for term in terms:
             frequencies[term] = frequencies.get(term, 0.0) + weight
-    return _Analysed(frequencies, sum(frequencies.values()), folded_body)
+    body_spans: dict[str, list[tuple[int, int]]] = {}
+    for term, start, end in body:
+        body_spans.setdefault(term, []).append((start, end))
+    return _Analysed(frequencies, sum(frequencies.values()), body_spans)
 
 
 def _text_key(doc: ArticleDoc) -> tuple[str, str, tuple[str, ...]]:
@@ -113,9 +116,8 @@ class KbIndex:
 
     def search(self, query: str, *, limit: int = 10, category: str | None = None) -> list[ArticleMatch]:
         """The best `limit` articles for `query`, by score, ties by title; only scores above zero."""
-        folded = fold(query[:MAX_QUERY_CHARS])
         # Each distinct query term counts once: a repeated word in a complaint is emphasis, not evidence.
-        distinct = list(dict.fromkeys(analyse_folded(folded)))
+        distinct = list(dict.fromkeys(analyse(query[:MAX_QUERY_CHARS])))
         terms = [t for t in distinct if t in self.vocabulary]
         expanded = [t for t in distinct if t not in self.vocabulary and t in self.words_with_char]
         if not (terms or expanded) or limit < 1:
@@ -135,7 +137,6 @@ class KbIndex:
             scores[self.category_codes != code] = 0.0
         hits = np.flatnonzero(scores > 0)
         best = hits[np.lexsort((self.title_rank[hits], -scores[hits]))][:limit]
-        matcher = _matcher(terms + expanded)
         return [
             ArticleMatch(
                 article_id=self.docs[i].id,
@@ -143,7 +144,7 @@ class KbIndex:
                 title=self.docs[i].title,
                 category=self.docs[i].category,
                 score=float(scores[i]),
-                snippet=snippet(self.docs[i].body, self.analysed[i].folded_body, matcher),
+                snippet=snippet(self.docs[i].body, _marks(self.analysed[i].body_spans, terms, expanded)),
             )
             for i in best.tolist()
         ]
@@ -203,38 +204,49 @@ def build_index(
     )
 
 
-def _matcher(terms: Sequence[str]) -> re.Pattern[str]:
-    """A pattern finding query terms in folded text: longest first, English stems as whole-word prefixes."""
-    parts = [
-        rf"(?<![a-z0-9]){re.escape(t)}[a-z0-9]*" if _ASCII_TERM.match(t) else re.escape(t)
-        for t in sorted(terms, key=len, reverse=True)
-    ]
-    return re.compile("|".join(parts))
+def _marks(
+    body_spans: dict[str, list[tuple[int, int]]], terms: Sequence[str], chars: Sequence[str]
+) -> list[tuple[int, int]]:
+    """The spans of a body to mark: its words for the query terms, and each lone query character (one
+    that stands for the words holding it) where it stands in such a word."""
+    marks = [span for term in terms for span in body_spans.get(term, ())]
+    for char in chars:
+        for word, spans in body_spans.items():
+            if char not in word:
+                continue
+            for start, end in spans:
+                if end - start == len(word):  # written as folded, one character for one: mark the character
+                    marks += [(start + i, start + i + 1) for i, c in enumerate(word) if c == char]
+                else:
+                    marks.append((start, end))
+    return marks
 
 
-def snippet(body: str, folded_body: str, matcher: re.Pattern[str], width: int = SNIPPET_CHARS) -> str:
-    """About `width` characters of `body` around its first query term, every term in the window in 【】.
+def snippet(body: str, marks: Iterable[tuple[int, int]], width: int = SNIPPET_CHARS) -> str:
+    """About `width` characters of `body` around its first mark, every mark in the window in 【】.
 
-    Matching runs on the folded body, so 退貨 in an article is found (and marked) for 退货. Folding
-    normally keeps the length, and the original text is shown; where it does not, the folded text is.
+    The marks are spans of the body as written, so the snippet shows the article's own text (退貨 found
+    for 退货, `……` kept as it is) and marks whole words (`Delivery` for the term `deliveri`).
+    Overlapping marks (a word and the shorter words inside it) become one.
     """
-    text = body if len(body) == len(folded_body) else folded_body
-    first = matcher.search(folded_body)
-    if first is None:
-        start, end, marked = 0, min(len(text), width), text[:width]
-    else:
-        # The first match a quarter of the way in: some lead-in, most of the window after it.
-        start = max(0, first.start() - width // 4)
-        end = min(len(text), start + width)
-        start = max(0, end - width)
-        pieces: list[str] = []
-        cursor = start
-        for match in matcher.finditer(folded_body, start):
-            if match.start() >= end:
-                break
-            end = max(end, match.end())
-            pieces += [text[cursor : match.start()], "【", text[match.start() : match.end()], "】"]
-            cursor = match.end()
-        pieces.append(text[cursor:end])
-        marked = "".join(pieces)
-    return ("…" if start > 0 else "") + marked.translate(_LINE_BREAKS).strip() + ("…" if end < len(text) else "")
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(marks):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    # The first mark a quarter of the way in: some lead-in, most of the window after it.
+    start = max(0, merged[0][0] - width // 4) if merged else 0
+    end = min(len(body), start + width)
+    start = max(0, end - width)
+    pieces: list[str] = []
+    cursor = start
+    for mark_start, mark_end in merged:
+        if mark_start >= end:
+            break
+        end = max(end, mark_end)
+        pieces += [body[cursor:mark_start], "【", body[mark_start:mark_end], "】"]
+        cursor = mark_end
+    pieces.append(body[cursor:end])
+    marked = "".join(pieces)
+    return ("…" if start > 0 else "") + marked.translate(_LINE_BREAKS).strip() + ("…" if end < len(body) else "")

@@ -4,7 +4,8 @@ announced, due follow-ups evaluated against customer-api's purchases, contact-hi
 Peers are asked outside any transaction (a slow peer must not hold the database), and each answer is
 applied in a short transaction to the row only if it still needs it, claimed with SKIP LOCKED on
 PostgreSQL: replicas share the work without applying any of it twice. A peer that is down ends that part
-of the pass, and the rows wait for the next one.
+of the pass, and the rows wait for the next one. A plan whose evaluation fails otherwise is logged, keeps
+the error, and goes to the back of the queue: the other plans are still evaluated, in this pass and the next.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from complaint_api.clients.customer_api import purchases_between, record_contact
 from complaint_api.recovery import service
 from complaint_api.recovery.models import ContactRecord, FollowUp, RecoveryAction, RecoveryPlan
 from crm_kit.db import Database, skip_locked, utcnow
+from crm_kit.errors import failure_text
 from crm_kit.http import PeerClient, PeerUnavailable
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,11 @@ async def fill_offers(database: Database, peer: PeerClient, *, limit: int) -> in
         query = (
             select(RecoveryAction.id, RecoveryPlan)
             .join(RecoveryPlan, RecoveryPlan.id == RecoveryAction.plan_id)
-            .where(RecoveryAction.type == "tailored_offer", RecoveryAction.offer_status == "pending")
+            .where(
+                RecoveryAction.type == "tailored_offer",
+                RecoveryAction.offer_status == "pending",
+                RecoveryAction.status != "cancelled",  # its plan was cancelled with the complaint
+            )
             .order_by(RecoveryAction.plan_id)
             .limit(BATCH)
         )
@@ -60,7 +66,9 @@ async def fill_offers(database: Database, peer: PeerClient, *, limit: int) -> in
             offer, error = None, str(exc)[:500]
         async with database.session_scope() as session:
             query = select(RecoveryAction).where(
-                RecoveryAction.id == action_id, RecoveryAction.offer_status == "pending"
+                RecoveryAction.id == action_id,
+                RecoveryAction.offer_status == "pending",
+                RecoveryAction.status != "cancelled",
             )
             action = (await session.execute(skip_locked(session, query))).scalar_one_or_none()
             if action is None:
@@ -123,10 +131,18 @@ async def apply_evaluation(
 
 async def follow_up(database: Database, peer: PeerClient, now: dt.datetime) -> int:
     """Evaluate the plans with a follow-up due; stops (and retries next pass) when customer-api is down.
-    customer-api is asked outside any transaction; the result is applied if the plan is still due then."""
+    customer-api is asked outside any transaction; the result is applied if the plan is still due then.
+
+    The plans touched longest ago go first. One whose evaluation fails for another reason is logged, keeps the
+    error and is touched (so the next passes take the others first), and the pass goes on with the rest."""
     due = select(FollowUp.plan_id).where(FollowUp.status == "pending", FollowUp.due_at <= now)
     async with database.session_scope(read_only=True) as session:
-        query = select(RecoveryPlan).where(RecoveryPlan.id.in_(due)).order_by(RecoveryPlan.id).limit(BATCH)
+        query = (
+            select(RecoveryPlan)
+            .where(RecoveryPlan.id.in_(due), RecoveryPlan.status != "cancelled")
+            .order_by(RecoveryPlan.updated_at, RecoveryPlan.id)
+            .limit(BATCH)
+        )
         plans = (await session.execute(query)).scalars().all()
     done = 0
     for seen in plans:
@@ -138,14 +154,33 @@ async def follow_up(database: Database, peer: PeerClient, now: dt.datetime) -> i
                 if plan is not None:
                     plan.evaluation_error = str(exc)[:500]
             break
-        async with database.session_scope() as session:
-            query = select(RecoveryPlan).where(RecoveryPlan.id == seen.id, RecoveryPlan.id.in_(due))
-            plan = (await session.execute(skip_locked(session, query))).scalar_one_or_none()
-            if plan is None or plan.complaint_closed_at != seen.complaint_closed_at:
-                continue  # evaluated by another replica meanwhile, or reopened: the next pass sees it
-            await apply_evaluation(session, plan, orders, actor=SWEEP_ACTOR, now=now)
-            done += 1
+        try:
+            async with database.session_scope() as session:
+                query = select(RecoveryPlan).where(
+                    RecoveryPlan.id == seen.id, RecoveryPlan.id.in_(due), RecoveryPlan.status != "cancelled"
+                )
+                plan = (await session.execute(skip_locked(session, query))).scalar_one_or_none()
+                if plan is None or plan.complaint_closed_at != seen.complaint_closed_at:
+                    continue  # evaluated by another replica meanwhile, or reopened: the next pass sees it
+                await apply_evaluation(session, plan, orders, actor=SWEEP_ACTOR, now=now)
+        except Exception as exc:  # one plan's failure must not stall every other plan
+            log.exception("recovery_follow_up_failed", extra={"plan_id": str(seen.id)})
+            await _evaluation_failed(database, seen, exc)
+            continue
+        done += 1
     return done
+
+
+async def _evaluation_failed(database: Database, seen: RecoveryPlan, exc: Exception) -> None:
+    """Keep the error on the plan and touch it, so the next passes take the plans touched longer ago first."""
+    try:
+        async with database.session_scope() as session:
+            plan = await session.get(RecoveryPlan, seen.id)
+            if plan is not None:
+                plan.evaluation_error = failure_text(exc, 500)
+                plan.updated_at = utcnow()
+    except Exception:
+        log.exception("recovery_follow_up_failure_not_recorded", extra={"plan_id": str(seen.id)})
 
 
 def _backoff(attempts: int) -> dt.timedelta:

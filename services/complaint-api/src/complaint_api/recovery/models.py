@@ -23,7 +23,7 @@ class RecoveryPlan(Base):
     complaint_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("complaints.id"), unique=True)
     customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     owner_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True, doc="open | following_up | closed")
+    status: Mapped[str] = mapped_column(String(16), index=True, doc="open | following_up | closed | cancelled")
     triggers: Mapped[list[str]] = mapped_column(JSONType, default=list, doc="manual or the rules that fired")
     # The failure facts that predict the outcome, taken when the plan is made.
     category: Mapped[str] = mapped_column(String(50), index=True)
@@ -94,7 +94,7 @@ class FollowUp(Base):
     plan_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("recovery_plans.id"), index=True)
     offset_days: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True, doc="Set once the complaint closes")
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True, doc="pending | done")
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True, doc="pending | done | cancelled")
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     satisfaction: Mapped[int | None] = mapped_column(Integer, doc="The customer's score when asked, 1–5")
     note: Mapped[str | None] = mapped_column(Text)
@@ -108,7 +108,9 @@ class FollowUp(Base):
 class ContactRecord(Base):
     """An entry owed to the customer's contact history in customer-api; sent, and retried, by a sweep.
 
-    customer-api keys entries by (`source`, `external_id`), so sending one twice stores it once."""
+    customer-api keys entries by (`source`, `external_id`), so sending one twice stores it once; it keeps the first
+    content under a key and refuses other content under it (409), so a fact that happens again (an outcome reached
+    a second time, a score corrected) is a new entry with its own key, never the old key with a new body."""
 
     __tablename__ = "contact_records"
 

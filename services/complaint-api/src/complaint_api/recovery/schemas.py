@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from crm_kit.schemas import DecimalText, Flag, Money, RequestModel, ResponseModel, Timestamp, WholeNumber
+from crm_kit.schemas import DecimalText, Flag, Money, PastTimestamp, RequestModel, ResponseModel, Timestamp, WholeNumber
 
 ActionType = Literal[
     "apology", "explanation", "callback", "visit", "refund", "coupon", "gift", "points", "tailored_offer"
@@ -39,7 +39,9 @@ class PlanCreate(RequestModel):
     avoid_categories: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=20, description="Product categories offers must avoid (the SKU always is)"
     )
-    follow_up_days: list[Annotated[int, Field(ge=1, le=365)]] | None = Field(None, min_length=1, max_length=10)
+    follow_up_days: list[Annotated[int, Field(ge=1, le=365), WholeNumber]] | None = Field(
+        None, min_length=1, max_length=10, description="Days after closing, whole numbers; default 3, 30 and 90"
+    )
 
     model_config = {
         "json_schema_extra": {
@@ -64,7 +66,11 @@ class ActionComplete(RequestModel):
     value: Amount | None = None
     coupon_code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     coupon_expires_at: Timestamp | None = None
-    redeemed_at: Timestamp | None = Field(None, description="A coupon's redemption (may come after it is done)")
+    redeemed_at: PastTimestamp | None = Field(
+        None,
+        description="A coupon's redemption (may come after it is done): not in the future, not before the complaint "
+        "was taken, not after the coupon expired (422)",
+    )
 
     model_config = {
         "json_schema_extra": {
@@ -96,7 +102,7 @@ class ActionRead(ResponseModel):
     currency: str
     owner_id: str | None
     due_at: dt.datetime | None
-    status: str
+    status: str = Field(description="pending | done | cancelled")
     completed_at: dt.datetime | None
     note: str | None
     coupon_code: str | None
@@ -110,7 +116,7 @@ class FollowUpRead(ResponseModel):
     id: uuid.UUID
     offset_days: int
     due_at: dt.datetime | None
-    status: str
+    status: str = Field(description="pending | done | cancelled")
     done_at: dt.datetime | None
     satisfaction: int | None
     outcome: str | None
@@ -121,7 +127,9 @@ class PlanRead(ResponseModel):
     complaint_id: uuid.UUID
     customer_id: uuid.UUID
     owner_id: str | None
-    status: Literal["open", "following_up", "closed"]
+    status: Literal["open", "following_up", "closed", "cancelled"] = Field(
+        description="`cancelled` with its complaint: pending actions and follow-ups stop (`evidence.reason` says why)"
+    )
     triggers: list[str]
     category: str
     severity: str

@@ -13,6 +13,15 @@ The outcome is computed from facts only, as of the moment of evaluation:
 - `pending`: too early to tell (or the complaint is not closed yet).
 The facts are stored with the outcome as its evidence. When customer-api cannot be asked, nothing is
 decided: the evaluation is retried and the stored outcome stays as it was.
+
+A reopened complaint's plan goes back to `open`: its follow-ups are asked afresh from the next close and
+the outcome is decided again (what the earlier follow-ups found stays in the evidence). A cancelled
+complaint's plan is `cancelled`: its pending actions and follow-ups stop, and nothing more is written to it.
+
+Every change of an outcome, and every follow-up score recorded or corrected, is an entry in the customer's
+contact history in customer-api, keyed by the plan's version it was made at: an outcome reached a second
+time (recovered, at risk after a later complaint, recovered again once that complaint is cancelled) is a
+new entry, while a delivery sent twice is still stored once (customer-api keys entries by source and key).
 """
 
 from __future__ import annotations
@@ -31,8 +40,10 @@ from uuid_utils.compat import uuid7
 from complaint_api.complaints.models import Complaint, ComplaintEvent
 from complaint_api.config import Settings
 from complaint_api.recovery.models import ContactRecord, FollowUp, RecoveryAction, RecoveryPlan
+from crm_kit.concurrency import check_version
 from crm_kit.db import utcnow
-from crm_kit.errors import Conflict, NotFound
+from crm_kit.errors import Conflict, NotFound, Unprocessable
+from crm_kit.schemas import CLOCK_SKEW
 
 ACTION_TYPES = ("apology", "explanation", "callback", "visit", "refund", "coupon", "gift", "points", "tailored_offer")
 # The contact-history kind each action is written to customer-api as.
@@ -45,6 +56,7 @@ OUTCOME_NAMES = {"recovered": "已挽回", "at_risk": "有流失风险", "lost":
 LOW_FOLLOW_UP_SCORE = 2
 AT_RISK_DAYS = 30
 LOST_DAYS = 90
+CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -183,7 +195,8 @@ async def create_plan(
     avoid_categories: Sequence[str] = (),
     follow_up_days: Sequence[int] | None = None,
 ) -> tuple[RecoveryPlan, bool]:
-    """The complaint's plan, made now unless it has one; says whether it was made now."""
+    """The complaint's plan, made now unless it has one; says whether it was made now. A plan made for a
+    closed complaint is following up from the start."""
     existing = await plan_of(session, complaint.id)
     if existing is not None:
         return existing, False
@@ -191,9 +204,11 @@ async def create_plan(
         raise Conflict("a cancelled complaint gets no recovery plan", status_now=complaint.status)
     now = utcnow()
     prior = await prior_complaints(session, complaint, settings.recovery_repeat_days)
+    # Decided before the insert, so the plan is stored as it is answered (version 1), not changed after.
+    status = "following_up" if complaint.closed_at is not None else "open"
     plan = RecoveryPlan(
         id=uuid7(), complaint_id=complaint.id, customer_id=complaint.customer_id,
-        owner_id=owner_id or complaint.assignee_id, status="open", triggers=triggers, category=complaint.category,
+        owner_id=owner_id or complaint.assignee_id, status=status, triggers=triggers, category=complaint.category,
         severity=complaint.severity, tier=_tier(complaint), controllable=controllable,
         tenure_days=_tenure_days(complaint), prior_complaints_90d=prior, double_deviation=prior > 0,
         satisfaction_before=(complaint.satisfaction or {}).get("score"),
@@ -238,6 +253,8 @@ async def on_closed(session: AsyncSession, complaint: Complaint, settings: Setti
     )  # fmt: skip
     plan = await plan_of(session, complaint.id)
     if plan is not None:
+        if plan.status == CANCELLED:
+            return
         plan.complaint_closed_at = complaint.closed_at
         if plan.status == "open":
             plan.status = "following_up"
@@ -252,11 +269,11 @@ async def on_customer_known(session: AsyncSession, complaint: Complaint, setting
     closed or rated without a plan, and a plan made meanwhile learns the customer (a valued one gets a call)."""
     plan = await plan_of(session, complaint.id)
     if plan is None:
-        if complaint.closed_at is not None or complaint.satisfaction is not None:
+        if complaint.status != "cancelled" and (complaint.closed_at is not None or complaint.satisfaction is not None):
             await _create_by_rules(session, complaint, settings, actor)
         return
     plan.customer_id, plan.tier, plan.tenure_days = complaint.customer_id, _tier(complaint), _tenure_days(complaint)
-    if plan.tier in settings.recovery_tiers and "tier" not in plan.triggers:
+    if plan.status != CANCELLED and plan.tier in settings.recovery_tiers and "tier" not in plan.triggers:
         plan.triggers = [*plan.triggers, "tier"]
         if not any(action.type == "callback" for action in plan.actions):
             due = utcnow() + dt.timedelta(hours=settings.recovery_action_hours)
@@ -265,21 +282,93 @@ async def on_customer_known(session: AsyncSession, complaint: Complaint, setting
 
 
 async def on_reopened(session: AsyncSession, complaint: Complaint, actor: str) -> None:
-    """A complaint reopened: its plan waits for the next close, and an outcome measured from the last one no
-    longer holds (a customer who bought again is not recovered while the complaint is open again)."""
+    """A complaint reopened: its plan (following up, or closed when every follow-up was done) waits for the next
+    close, and what was measured from the last one no longer holds (a customer who bought again is not
+    recovered while the complaint is open again). Every follow-up is asked afresh from the next close; what
+    the earlier ones found is kept in the evidence, and the outcome is decided again then."""
     plan = await plan_of(session, complaint.id)
-    if plan is None:
+    if plan is None or plan.status == CANCELLED:
         return
+    now = utcnow()
     plan.complaint_closed_at = None
-    if plan.status == "following_up":
-        plan.status = "open"
+    plan.status = "open"
+    earlier = [
+        {"offset_days": f.offset_days, "status": f.status, "done_at": f.done_at.isoformat() if f.done_at else None,
+         "satisfaction": f.satisfaction, "outcome": f.outcome}
+        for f in plan.follow_ups if f.status == "done" or f.satisfaction is not None
+    ]  # fmt: skip
     for follow_up in plan.follow_ups:
-        if follow_up.status == "pending":
-            follow_up.due_at = None  # set again from the next close
+        follow_up.status, follow_up.due_at, follow_up.done_at = "pending", None, None  # due from the next close
+        follow_up.outcome, follow_up.satisfaction, follow_up.note = None, None, None
+    evidence: dict[str, Any] = {"as_of": now.isoformat(), "reason": "the complaint was reopened"}
+    if earlier:
+        evidence["earlier_follow_ups"] = earlier
     if plan.outcome != "pending":
-        evidence = {"as_of": utcnow().isoformat(), "reason": "the complaint was reopened"}
         apply_outcome(session, plan, "pending", evidence, actor)
-    plan.updated_at = utcnow()
+    else:
+        plan.evidence = evidence
+    plan.updated_at = now
+
+
+async def on_cancelled(session: AsyncSession, complaint: Complaint, actor: str) -> None:
+    """A complaint cancelled (a duplicate, invalid, withdrawn): it gets no recovery, so its plan is cancelled
+    with the reason."""
+    plan = await plan_of(session, complaint.id)
+    if plan is None or plan.status == CANCELLED:
+        return
+    duplicate_of = str(complaint.duplicate_of) if complaint.duplicate_of else None
+    why = {"cancel_reason": complaint.cancel_reason, "duplicate_of": duplicate_of}
+    _cancel(session, plan, actor, {"reason": "the complaint was cancelled", **why},
+            {"reason": complaint.cancel_reason, "duplicate_of": duplicate_of})  # fmt: skip
+
+
+async def on_customer_erased(session: AsyncSession, customer_id: uuid.UUID, actor: str) -> None:
+    """The customer's personal data was erased (PIPL): nobody is left to call, visit or ask, so their plans still
+    under way are cancelled; closed ones keep their outcome for the statistics."""
+    query = select(RecoveryPlan).where(
+        RecoveryPlan.customer_id == customer_id, RecoveryPlan.status.in_(("open", "following_up"))
+    )
+    for plan in (await session.execute(query)).scalars().all():
+        _cancel(session, plan, actor, {"reason": "the customer's personal data was erased"}, {"reason": "erased"})
+
+
+def _cancel(
+    session: AsyncSession, plan: RecoveryPlan, actor: str, evidence: dict[str, Any], event: dict[str, Any]
+) -> None:
+    """Cancel a plan, with why in its `evidence` and on its timeline `event`: pending actions and follow-ups stop
+    (done ones stay: they happened), the background pass and the due list leave it alone, and nothing more can be
+    written to it."""
+    now = utcnow()
+    stopped_actions = [a for a in plan.actions if a.status == "pending"]
+    for action in stopped_actions:
+        action.status = CANCELLED
+    stopped_follow_ups = [f for f in plan.follow_ups if f.status == "pending"]
+    for follow_up in stopped_follow_ups:
+        follow_up.status, follow_up.due_at = CANCELLED, None
+    before = plan.status
+    plan.status = CANCELLED
+    evidence = {"as_of": now.isoformat(), **evidence}
+    if "earlier_follow_ups" in plan.evidence:
+        evidence["earlier_follow_ups"] = plan.evidence["earlier_follow_ups"]
+    if plan.outcome != "pending":
+        apply_outcome(session, plan, "pending", evidence, actor)
+    else:
+        plan.evidence = evidence
+    plan.updated_at = now
+    session.add(
+        recovery_event(plan, "recovery_plan_cancelled", actor, {
+            "from": before, **event, "actions_cancelled": [str(a.id) for a in stopped_actions],
+            "follow_ups_cancelled": len(stopped_follow_ups),
+        })
+    )  # fmt: skip
+
+
+def ensure_active(plan: RecoveryPlan) -> None:
+    """A cancelled plan takes no more writes (its complaint gets no recovery)."""
+    if plan.status == CANCELLED:
+        raise Conflict(
+            f"the plan was cancelled: {plan.evidence.get('reason', 'with its complaint')}", status_now=plan.status
+        )
 
 
 async def on_rated(session: AsyncSession, complaint: Complaint, settings: Settings, actor: str) -> None:
@@ -303,27 +392,45 @@ async def _create_by_rules(session: AsyncSession, complaint: Complaint, settings
     prior = await prior_complaints(session, complaint, settings.recovery_repeat_days)
     fired = rules_fired(complaint, settings, prior)
     if fired:
-        plan, _ = await create_plan(session, complaint, settings=settings, actor=actor, triggers=fired)
-        if complaint.closed_at is not None:
-            plan.status = "following_up"
+        await create_plan(session, complaint, settings=settings, actor=actor, triggers=fired)
 
 
 async def complete_action(
     session: AsyncSession, plan: RecoveryPlan, action_id: uuid.UUID, *, actor: str, note: str | None,
     value: Decimal | None, coupon_code: str | None, coupon_expires_at: dt.datetime | None,
-    redeemed_at: dt.datetime | None,
+    redeemed_at: dt.datetime | None, expected_version: int | None = None,
 ) -> RecoveryAction:  # fmt: skip
-    """Mark an action done (once); a coupon's redemption may be recorded later by calling again."""
+    """Mark an action done (once); a coupon's redemption may be recorded later by calling again.
+
+    `expected_version` is the plan's version from `If-Match` (412 when it moved on). A redemption is a 422
+    when it is after the coupon's expiry or before the complaint was taken (the future is refused by the
+    request body already)."""
     action = next((a for a in plan.actions if a.id == action_id), None)
     if action is None:
         raise NotFound(f"recovery plan {plan.id} has no action {action_id}")
+    check_version(plan.version, expected_version)
+    ensure_active(plan)
     if action.status == "cancelled":
         raise Conflict("the action was cancelled", status_now=action.status)
     now = utcnow()
     if redeemed_at is not None:
         if action.type != "coupon":
             raise Conflict("only a coupon can be redeemed", status_now=action.status)
-        action.coupon_redeemed_at = _utc(redeemed_at)
+        redeemed = _utc(redeemed_at)
+        assert redeemed is not None
+        expires = _utc(coupon_expires_at) if action.status != "done" and coupon_expires_at else action.coupon_expires_at
+        if expires is not None and redeemed > expires:
+            raise Unprocessable(
+                f"the coupon expired at {expires.isoformat()}; it cannot be redeemed after", field="redeemed_at"
+            )
+        complaint = await session.get(Complaint, plan.complaint_id)
+        if complaint is not None and redeemed < complaint.created_at - CLOCK_SKEW:  # another clock a little behind
+            raise Unprocessable(
+                f"the complaint was taken at {complaint.created_at.isoformat()}; its recovery coupon cannot be "
+                "redeemed before",
+                field="redeemed_at",
+            )
+        action.coupon_redeemed_at = redeemed
     if action.status == "done":
         if redeemed_at is None:
             raise Conflict("the action is already done", status_now=action.status)
@@ -348,19 +455,37 @@ async def complete_action(
 
 
 async def record_follow_up(
-    session: AsyncSession, plan: RecoveryPlan, follow_up_id: uuid.UUID, *, satisfaction: int, note: str | None
-) -> FollowUp:
+    session: AsyncSession, plan: RecoveryPlan, follow_up_id: uuid.UUID, *, satisfaction: int, note: str | None,
+    expected_version: int | None = None,
+) -> tuple[FollowUp, bool]:  # fmt: skip
+    """Record the customer's score at a follow-up; says whether anything changed.
+
+    The same score again (a retry; the note left out or the same) changes nothing and answers the plan as
+    it is, even with an `If-Match` that was current before the first attempt (RFC 9110 §13.1.1: the change
+    is already applied). A changed score (or note) is stored, guarded by `If-Match` (412 when stale): the
+    customer corrected their answer, and a new score is a new survey entry in the contact history, since
+    customer-api keeps the first content of an entry and refuses a changed one."""
     follow_up = next((f for f in plan.follow_ups if f.id == follow_up_id), None)
     if follow_up is None:
         raise NotFound(f"recovery plan {plan.id} has no follow-up {follow_up_id}")
-    follow_up.satisfaction, follow_up.note = satisfaction, note
-    plan.updated_at = utcnow()
-    queue_contact(
-        session, plan.customer_id, f"recovery:{follow_up.id}:survey", kind="survey",
-        subject=f"服务复原回访（{follow_up.offset_days} 天）", occurred_at=utcnow(), score=satisfaction,
-    )  # fmt: skip
+    ensure_active(plan)
+    if follow_up.satisfaction == satisfaction and (note is None or note == follow_up.note):
+        return follow_up, False
+    check_version(plan.version, expected_version)
+    now = utcnow()
+    corrected = follow_up.satisfaction is not None
+    if follow_up.satisfaction != satisfaction:
+        subject = f"服务复原回访（{follow_up.offset_days} 天）" + ("：评分更正" if corrected else "")
+        queue_contact(
+            session, plan.customer_id, f"recovery:{follow_up.id}:survey:v{plan.version}", kind="survey",
+            subject=subject, occurred_at=now, score=satisfaction,
+        )  # fmt: skip
+    follow_up.satisfaction = satisfaction
+    if note is not None:
+        follow_up.note = note
+    plan.updated_at = now
     await session.flush()
-    return follow_up
+    return follow_up, True
 
 
 # --- outcome ------------------------------------------------------------------------------------------
@@ -444,7 +569,11 @@ def decide(plan: RecoveryPlan, facts: Facts) -> tuple[str, dict[str, Any]]:
 def apply_outcome(
     session: AsyncSession, plan: RecoveryPlan, outcome: str, evidence: dict[str, Any], actor: str
 ) -> bool:
-    """Store an evaluation; an outcome that changed goes on the timeline and into the contact history."""
+    """Store an evaluation; an outcome that changed goes on the timeline and into the contact history.
+
+    The contact entry is keyed by the plan's version the change is made at (the caller holds the plan, and
+    every change of it moves the version on), so an outcome the plan had before is a new entry when reached
+    again; a delivery sent twice is still stored once by customer-api."""
     now = utcnow()
     changed = outcome != plan.outcome
     before = plan.outcome
@@ -454,7 +583,7 @@ def apply_outcome(
     if changed:
         session.add(recovery_event(plan, "recovery_outcome_changed", actor, {"from": before, "to": outcome}))
         queue_contact(
-            session, plan.customer_id, f"recovery:{plan.id}:outcome:{outcome}", kind="note",
+            session, plan.customer_id, f"recovery:{plan.id}:outcome:{outcome}:v{plan.version}", kind="note",
             subject=f"服务复原结果：{OUTCOME_NAMES[outcome]}", occurred_at=now,
         )  # fmt: skip
     return changed
@@ -468,7 +597,7 @@ def close_follow_ups(plan: RecoveryPlan, now: dt.datetime) -> None:
     """Mark the follow-ups that have fallen due as done with the outcome found; the last one closes the plan."""
     for follow_up in due_follow_ups(plan, now):
         follow_up.status, follow_up.done_at, follow_up.outcome = "done", now, plan.outcome
-    if plan.follow_ups and all(f.status == "done" for f in plan.follow_ups):
+    if plan.status != CANCELLED and plan.follow_ups and all(f.status == "done" for f in plan.follow_ups):
         plan.status = "closed"
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "CHINA_2026_HOLIDAYS",
     "CHINA_2026_WORKDAYS",
     "BusinessCalendar",
+    "MakeupHoursMissing",
     "Pause",
     "WorkingHours",
     "calendar_from_settings",
@@ -42,6 +43,12 @@ _ZERO = dt.timedelta(0)
 # closure (the longest, 春节, is about 9 days), short enough that a misconfigured calendar fails fast.
 _SEARCH_LIMIT_DAYS = 3 * 366
 _WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class MakeupHoursMissing(ValueError):
+    """There are make-up workdays but nothing says their hours: no `makeup_hours` and Monday is closed.
+
+    Its own type so that whoever builds the calendar from configuration can name the setting to change."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,7 @@ class BusinessCalendar:
         makeup = self.makeup_hours if self.makeup_hours is not None else week[0]
         if workdays and makeup is None:
             # Guessing another weekday's hours would silently pick the wrong shift; make the operator say it.
-            raise ValueError("make-up workdays need hours but Monday is closed: set makeup_hours")
+            raise MakeupHoursMissing("make-up workdays need hours but Monday is closed: set makeup_hours")
         if all(hours is None for hours in week) and not workdays:
             raise ValueError("the calendar is never open: no weekday has hours and there are no make-up workdays")
 
@@ -328,19 +335,21 @@ _HOURS_RE = re.compile(
     r"^(?P<days>.*?)\s+(?:(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})|(?P<closed>closed))$"
 )
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
+_SPAN_RE = re.compile(r"^(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _HOURS_EXAMPLE = "'mon-fri 09:00-18:00; sat-sun 10:00-16:00'"
 
 
 def calendar_from_settings(
-    timezone: str, hours: str, holidays: Sequence[str], workdays: Sequence[str]
+    timezone: str, hours: str, holidays: Sequence[str], workdays: Sequence[str], makeup_hours: str | None = None
 ) -> BusinessCalendar:
     """A calendar from settings strings.
 
     `hours` is `;`-separated clauses `<days> <HH:MM>-<HH:MM>` or `<days> closed`, where `<days>` is a weekday
     (mon … sun), a range (`mon-fri`; `fri-mon` wraps round the weekend) or a comma list of those. Days not
     mentioned are closed; "24:00" as an end means midnight. `holidays` and `workdays` are ISO dates
-    (YYYY-MM-DD). Make-up workdays get the Monday hours. Bad input raises ValueError saying what is wrong.
+    (YYYY-MM-DD). Make-up workdays get `makeup_hours`, one day's span `<HH:MM>-<HH:MM>`; when it is None or
+    blank, the Monday hours. Bad input raises ValueError saying what is wrong.
     """
     weekly = _parse_hours(hours)
     return BusinessCalendar(
@@ -348,6 +357,7 @@ def calendar_from_settings(
         weekly=weekly,
         holidays=frozenset(_parse_dates(holidays, "holidays")),
         workdays=frozenset(_parse_dates(workdays, "workdays")),
+        makeup_hours=_parse_makeup_hours(makeup_hours),
     )
 
 
@@ -364,14 +374,7 @@ def _parse_hours(text: str) -> dict[int, WorkingHours | None]:
             raise ValueError(f"hours clause {clause!r}: expected '<days> HH:MM-HH:MM' or '<days> closed'")
         span: WorkingHours | None = None
         if match["closed"] is None:
-            start = _parse_time(match["start"], clause, allow_24=False)
-            end = _parse_time(match["end"], clause, allow_24=True)
-            if end == _MIDNIGHT and match["end"] != "24:00":
-                raise ValueError(f"hours clause {clause!r}: end 00:00 is ambiguous, write 24:00 for midnight")
-            try:
-                span = WorkingHours(start, end)
-            except ValueError as exc:
-                raise ValueError(f"hours clause {clause!r}: {exc}") from exc
+            span = _parse_span(match["start"], match["end"], f"hours clause {clause!r}")
         for weekday in _parse_days(match["days"], clause):
             if weekday in weekly:
                 raise ValueError(f"hours clause {clause!r}: {_WEEKDAY_NAMES[weekday]} is already given")
@@ -392,13 +395,34 @@ def _parse_days(text: str, clause: str) -> list[int]:
     return days
 
 
-def _parse_time(text: str, clause: str, *, allow_24: bool) -> dt.time:
+def _parse_makeup_hours(text: str | None) -> WorkingHours | None:
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    match = _SPAN_RE.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"makeup_hours {text!r}: expected one span HH:MM-HH:MM, e.g. '09:00-18:00'")
+    return _parse_span(match["start"], match["end"], f"makeup_hours {text!r}")
+
+
+def _parse_span(start_text: str, end_text: str, where: str) -> WorkingHours:
+    """One opening span; `where` says which setting it came from in errors."""
+    start = _parse_time(start_text, where, allow_24=False)
+    end = _parse_time(end_text, where, allow_24=True)
+    if end == _MIDNIGHT and end_text != "24:00":
+        raise ValueError(f"{where}: end 00:00 is ambiguous, write 24:00 for midnight")
+    try:
+        return WorkingHours(start, end)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+
+
+def _parse_time(text: str, where: str, *, allow_24: bool) -> dt.time:
     match = _TIME_RE.match(text)
     hour, minute = (int(match[1]), int(match[2])) if match else (-1, -1)
     if allow_24 and (hour, minute) == (24, 0):
         return _MIDNIGHT
     if not (0 <= hour <= 23 and 0 <= minute <= 59):
-        raise ValueError(f"hours clause {clause!r}: {text!r} is not a time HH:MM")
+        raise ValueError(f"{where}: {text!r} is not a time HH:MM")
     return dt.time(hour, minute)
 
 

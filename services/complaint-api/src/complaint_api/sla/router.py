@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Literal
 
 from fastapi import APIRouter
@@ -11,15 +12,19 @@ from complaint_api.sla import service
 from crm_kit.auth import Principal, require
 from crm_kit.db import SessionDep
 from crm_kit.errors import Unprocessable, problem_responses
-from crm_kit.schemas import RequestModel
+from crm_kit.schemas import RequestModel, WholeNumber
 
 router = APIRouter(prefix="/v1/sla-policies", tags=["sla"])
 
 
 class PolicyRow(RequestModel):
     priority: Literal["urgent", "high", "normal", "low"]
-    first_response_minutes: int = Field(ge=1, le=60 * 24 * 30, description="Business minutes")
-    resolution_minutes: int = Field(ge=1, le=60 * 24 * 90, description="Business minutes")
+    first_response_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30), WholeNumber] = Field(
+        description="Business minutes"
+    )
+    resolution_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 90), WholeNumber] = Field(
+        description="Business minutes"
+    )
 
 
 class Policies(BaseModel):
@@ -59,8 +64,8 @@ async def read_policies(session: SessionDep, _: Annotated[Principal, require("co
     "",
     response_model=Policies,
     summary="Set SLA targets per priority",
-    description="Priorities not listed keep their targets. New targets apply to complaints taken or re-timed "
-    "from now on (a priority change or a hold re-times a complaint).",
+    description="Priorities not listed keep their targets; a priority listed twice is a 422. New targets apply to "
+    "complaints taken or re-timed from now on (a priority change or a hold re-times a complaint).",
     responses=problem_responses(401, 403, 422),
     openapi_extra={
         "requestBody": {
@@ -77,6 +82,10 @@ async def read_policies(session: SessionDep, _: Annotated[Principal, require("co
 async def put_policies(
     body: PoliciesUpdate, session: SessionDep, _: Annotated[Principal, require("admin")]
 ) -> Policies:
+    # Keeping the last of two rows silently would hide the mistake in the other one.
+    repeated = [priority for priority, rows in Counter(row.priority for row in body.items).items() if rows > 1]
+    if repeated:
+        raise Unprocessable(f"priority listed more than once: {', '.join(repeated)}", field="items")
     for row in body.items:
         if row.resolution_minutes < row.first_response_minutes:
             raise Unprocessable("resolution cannot be due before the first response", field=row.priority)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from complaint_api.complaints.models import Complaint, ComplaintEvent
 from complaint_api.sla.calendar import BusinessCalendar
 from complaint_api.sla.models import SlaPolicy
-from crm_kit.db import skip_locked, utcnow
+from crm_kit.db import skip_locked, upsert, utcnow
 
 # Business minutes: (first response, resolution) per priority, until an operator sets their own.
 DEFAULT_POLICIES: dict[str, tuple[int, int]] = {
@@ -35,15 +35,14 @@ async def policies(session: AsyncSession) -> dict[str, tuple[int, int]]:
 
 
 async def replace_policies(session: AsyncSession, values: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """Store the given priorities' policies as one upsert: a PUT sent again, or twice at once, replaces the row
+    rather than colliding on its key. In priority order, so that concurrent PUTs lock rows in one order."""
     now = utcnow()
-    for priority, (first, resolution) in values.items():
-        policy = await session.get(SlaPolicy, priority)
-        if policy is None:
-            session.add(SlaPolicy(priority=priority, first_response_minutes=first, resolution_minutes=resolution,
-                                  updated_at=now))  # fmt: skip
-        else:
-            policy.first_response_minutes, policy.resolution_minutes, policy.updated_at = first, resolution, now
-    await session.flush()
+    rows = [
+        {"priority": priority, "first_response_minutes": first, "resolution_minutes": resolution, "updated_at": now}
+        for priority, (first, resolution) in sorted(values.items())
+    ]
+    await upsert(session, SlaPolicy.__table__, rows, key=["priority"])
     return await policies(session)
 
 

@@ -8,6 +8,7 @@ such actions fall under null) — or overall, every figure below is over the gro
 - hours from plan to first completed action: the median by nearest rank (the value at rank ceil(n/2));
 - 30- and 90-day repurchase rates: among plans whose evidence says yes or no, the share of yes
   (null evidence means the window is still running without a purchase, so it is left out);
+  these three are computed by stats/service.py's `plan_outcome_*`, which the complaint statistics share;
 - average satisfaction before (the complaint's score) and after (every follow-up answer);
 - coupon redemption rate: redeemed coupons / coupons issued (coupon actions done);
 - recovery cost: the value of done actions except points, which are not money; cost per recovered
@@ -27,14 +28,21 @@ from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import and_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import ColumnElement, Subquery
+from sqlalchemy.sql import Subquery
 
 from complaint_api.clients.customer_api import repurchase_control
 from complaint_api.recovery.models import FollowUp, RecoveryAction, RecoveryPlan
-from complaint_api.stats.service import _hours, _rate, _round
+from complaint_api.stats.service import (
+    OUTCOMES,
+    _hours,
+    _rate,
+    _round,
+    plan_outcome_facts,
+    plan_outcome_rates,
+    plan_outcome_totals,
+)
 from crm_kit.http import PeerClient
 
 GROUPS: dict[str, Any] = {
@@ -42,16 +50,7 @@ GROUPS: dict[str, Any] = {
     "tier": RecoveryPlan.tier,
     "owner": RecoveryPlan.owner_id,
 }
-OUTCOMES = ("pending", "recovered", "at_risk", "lost")
 CENT = Decimal("0.01")
-
-
-def _evidence_flag(session: AsyncSession, name: str) -> ColumnElement[Any]:
-    """A boolean of the plan's evidence as 1 or 0; SQL null when it is null or missing."""
-    if session.get_bind().dialect.name == "postgresql":
-        text = cast(RecoveryPlan.evidence, JSONB)[name].astext
-        return case((text == "true", 1), (text == "false", 0))
-    return cast(func.json_extract(RecoveryPlan.evidence, f"$.{name}"), Integer)
 
 
 def _grouped_plans(session: AsyncSession, start: dt.datetime, end: dt.datetime, group_by: str | None) -> Subquery:
@@ -60,13 +59,12 @@ def _grouped_plans(session: AsyncSession, start: dt.datetime, end: dt.datetime, 
         RecoveryPlan.id.label("plan_id"),
         RecoveryPlan.customer_id.label("customer_id"),
         RecoveryPlan.tier.label("tier"),
-        RecoveryPlan.outcome.label("outcome"),
         RecoveryPlan.satisfaction_before.label("satisfaction_before"),
         _hours(session, RecoveryPlan.first_action_at, RecoveryPlan.created_at).label("first_action_hours"),
-        _evidence_flag(session, "repurchase_30d").label("repurchase_30d"),
-        _evidence_flag(session, "repurchase_90d").label("repurchase_90d"),
+        *plan_outcome_facts(session),
     ]
-    period = and_(RecoveryPlan.created_at >= start, RecoveryPlan.created_at < end)
+    # A cancelled complaint's plan was never carried out: it counts nowhere (its customer may be in the control).
+    period = and_(RecoveryPlan.created_at >= start, RecoveryPlan.created_at < end, RecoveryPlan.status != "cancelled")
     if group_by != "action_type":
         key = GROUPS[group_by] if group_by else literal("all")
         return select(key.label("key"), *columns).where(period).subquery()
@@ -123,14 +121,10 @@ async def recovery_stats(
         select(
             plans.c.key,
             func.count().label("plans"),
-            *(func.count().filter(plans.c.outcome == outcome).label(outcome) for outcome in OUTCOMES),
+            *plan_outcome_totals(plans),
             func.count(plans.c.customer_id.distinct()).filter(recovered).label("recovered_customers"),
             func.avg(plans.c.satisfaction_before).label("before"),
             func.count(plans.c.satisfaction_before).label("before_answers"),
-            func.sum(plans.c.repurchase_30d).label("yes_30"),
-            func.count(plans.c.repurchase_30d).label("known_30"),
-            func.sum(plans.c.repurchase_90d).label("yes_90"),
-            func.count(plans.c.repurchase_90d).label("known_90"),
         ).group_by(plans.c.key)
     )
     hours: dict[Any, list[float]] = defaultdict(list)
@@ -181,10 +175,8 @@ async def recovery_stats(
                 "key": row.key,
                 "plans": row.plans,
                 "outcomes": {outcome: getattr(row, outcome) for outcome in OUTCOMES},
-                "recovery_rate": _rate(row.recovered, row.recovered + row.at_risk + row.lost),
+                **plan_outcome_rates(row),
                 "time_to_first_action_hours": _median(hours[row.key]),
-                "repurchase_30d_rate": _rate(row.yes_30, row.known_30),
-                "repurchase_90d_rate": _rate(row.yes_90, row.known_90),
                 "control": controls[row.key],
                 "satisfaction_before_average": _round(row.before),
                 "satisfaction_before_responses": row.before_answers,

@@ -21,6 +21,15 @@ router = APIRouter(prefix="/v1/stats", tags=["statistics"])
 Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
 
 
+def _period(start: dt.datetime | None, end: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
+    """[from, to) in UTC, as every time is answered, whatever offset the query wrote (default: the last 30 days)."""
+    end = end.astimezone(dt.UTC) if end is not None else utcnow()
+    start = start.astimezone(dt.UTC) if start is not None else end - dt.timedelta(days=30)
+    if start >= end:
+        raise Unprocessable("'from' must be before 'to'", field="from")
+    return start, end
+
+
 class Percentiles(BaseModel):
     median: float | None
     p90: float | None
@@ -36,6 +45,13 @@ class GroupStats(BaseModel):
     reopen_rate: float | None
     satisfaction_average: float | None
     satisfaction_responses: int
+    recovery_rate: float | None = Field(
+        description="Of the recovery plans of the group's complaints: recovered / (recovered + at_risk + lost)"
+    )
+    repurchase_30d_rate: float | None = Field(
+        description="Of those plans whose evaluation already knows (yes or no), the share of yes"
+    )
+    repurchase_90d_rate: float | None = Field(description="The same over 90 days")
 
 
 class ComplaintStats(BaseModel):
@@ -60,6 +76,9 @@ COMPLAINT_STATS_EXAMPLE = {
             "reopen_rate": 0.019,
             "satisfaction_average": 4.3,
             "satisfaction_responses": 151,
+            "recovery_rate": 0.72,
+            "repurchase_30d_rate": 0.64,
+            "repurchase_90d_rate": 0.81,
         }
     ],
 }
@@ -70,7 +89,11 @@ COMPLAINT_STATS_EXAMPLE = {
     response_model=ComplaintStats,
     summary="Complaint statistics per category, channel, department, assignee, root cause or priority",
     description="Over complaints taken in [from, to) (default: the last 30 days). Rates leave cancelled complaints "
-    "out; times are wall-clock hours, median and p90 by the nearest-rank method.",
+    "out; times are wall-clock hours, median and p90 by the nearest-rank method. `recovery_rate`, "
+    "`repurchase_30d_rate` and `repurchase_90d_rate` are over the recovery plans of the group's complaints, "
+    "whenever the plan was made, as `/v1/stats/recovery` defines them: recovered / (recovered + at_risk + lost), "
+    "pending plans left out, and the share of yes among plans whose evaluation already knows (yes or no); null "
+    "when no plan counts. They come from the plans' stored outcomes, so they do not depend on customer-api.",
     responses={
         200: {"content": {"application/json": {"example": COMPLAINT_STATS_EXAMPLE}}},
         **problem_responses(401, 403, 422),
@@ -83,10 +106,7 @@ async def stats(
     end: Annotated[Timestamp | None, Query(alias="to")] = None,
     group_by: Literal["category", "channel", "department", "assignee", "root_cause", "priority"] | None = None,
 ) -> ComplaintStats:
-    end = end or utcnow()
-    start = start or end - dt.timedelta(days=30)
-    if start >= end:
-        raise Unprocessable("'from' must be before 'to'", field="from")
+    start, end = _period(start, end)
     groups = await complaint_stats(session, start=start, end=end, group_by=group_by)
     return ComplaintStats(start=start, end=end, group_by=group_by, groups=[GroupStats(**g) for g in groups])
 
@@ -186,10 +206,7 @@ async def recovery(
     end: Annotated[Timestamp | None, Query(alias="to")] = None,
     group_by: Literal["category", "action_type", "tier", "owner"] | None = None,
 ) -> RecoveryStats:
-    end = end or utcnow()
-    start = start or end - dt.timedelta(days=30)
-    if start >= end:
-        raise Unprocessable("'from' must be before 'to'", field="from")
+    start, end = _period(start, end)
     groups, control_available = await recovery_stats(
         session, request.app.state.customer_api, start=start, end=end, group_by=group_by
     )

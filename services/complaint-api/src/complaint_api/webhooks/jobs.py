@@ -1,15 +1,19 @@
 """The webhook delivery loop: fan complaint events out to webhooks, then send what is due, every second.
 
-A pass (`deliver_once`) runs fan-out per webhook, then rounds of claim → commit → send → record until a
-round finds nothing due. The HTTP calls happen outside any transaction and hold no row lock: a claim leases
-its deliveries (service.LEASE), and a result is stored only by the attempt that still owns the delivery.
-Every replica runs the loop; claims keep them from sending the same delivery at the same time.
+A pass (`deliver_once`) keeps up to SEND_CONCURRENCY sends in flight: it claims as many deliveries as it has
+free slots, and claims again as soon as a send ends, so no delivery waits for another webhook's slow send
+(nor does one webhook take every slot: claims stop at its in-flight limit). While sends are in flight it
+fans out new events every POLL_SECONDS; it ends when nothing is in flight and nothing can be claimed. The
+HTTP calls happen outside any transaction and hold no row lock: a claim leases its deliveries
+(service.LEASE), and a result is stored only by the attempt that still owns the delivery. Every replica runs
+the loop; claims keep them from sending the same delivery at the same time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 
@@ -27,12 +31,11 @@ log = structlog.get_logger(__name__)
 
 POLL_SECONDS = 1.0
 # Receivers are strangers on the internet: short timeouts, and a deadline for the whole exchange so that a
-# receiver trickling its answer cannot hold a send for long. A round (CLAIM_LIMIT sends, SEND_CONCURRENCY
-# at a time) must end well within the lease: 2 waves x 10 s < 60 s.
+# receiver trickling its answer cannot hold a send for long. A send starts as soon as it is claimed, so it
+# ends well within the lease: 10 s < 60 s.
 TIMEOUT = httpx.Timeout(connect=2.0, read=5.0, write=5.0, pool=5.0)
 SEND_DEADLINE_SECONDS = 10.0
 SEND_CONCURRENCY = 10
-MAX_ROUNDS = 20
 USER_AGENT = "complaint-api-webhooks/0.1"
 
 
@@ -68,11 +71,8 @@ async def send(http: httpx.AsyncClient, claim: Claim, *, allow_private: bool) ->
     return status, None if 200 <= status < 300 else f"answered HTTP {status}"
 
 
-async def _attempt(
-    database: Database, http: httpx.AsyncClient, claim: Claim, gate: asyncio.Semaphore, *, allow_private: bool
-) -> bool:
-    async with gate:
-        status_code, error = await send(http, claim, allow_private=allow_private)
+async def _attempt(database: Database, http: httpx.AsyncClient, claim: Claim, *, allow_private: bool) -> bool:
+    status_code, error = await send(http, claim, allow_private=allow_private)
     try:
         async with database.session_scope() as session:
             outcome = await service.record_result(session, claim, status_code=status_code, error=error, now=utcnow())
@@ -92,10 +92,8 @@ async def _attempt(
     return outcome == "delivered"
 
 
-async def deliver_once(app: FastAPI) -> int:
-    """One pass: fan out new events, then send due deliveries until none is left; returns how many arrived."""
-    database: Database = app.state.database
-    http: httpx.AsyncClient = app.state.webhook_http
+async def _fan_out(database: Database) -> None:
+    """Queue deliveries for the events past each webhook's cursor."""
     async with database.session_scope(read_only=True) as session:
         behind = await service.webhooks_behind(session)
     for webhook_id in behind:
@@ -103,24 +101,46 @@ async def deliver_once(app: FastAPI) -> int:
             async with database.session_scope() as session:
                 await service.fan_out(session, webhook_id=webhook_id, now=utcnow())
         except Exception:
-            # One webhook's trouble must not hold up the others; it is tried again next pass.
+            # One webhook's trouble must not hold up the others; it is tried again next time.
             log.exception("webhook_fan_out_failed", webhook_id=str(webhook_id))
-    delivered = 0
+
+
+async def _claim(database: Database, *, limit: int) -> list[Claim]:
+    """Claim up to `limit` deliveries; a plain read first keeps a loop with nothing to do off the write lock."""
+    if limit == 0:
+        return []
+    async with database.session_scope(read_only=True) as session:
+        if not await service.has_due(session, utcnow()):
+            return []
+    async with database.session_scope() as session:
+        return await service.claim_due(session, now=utcnow(), limit=limit)
+
+
+async def deliver_once(app: FastAPI) -> int:
+    """One pass: send due deliveries, up to SEND_CONCURRENCY at once, fanning out new events meanwhile, until
+    nothing is in flight or can be claimed; returns how many arrived."""
+    database: Database = app.state.database
+    http: httpx.AsyncClient = app.state.webhook_http
     allow_private: bool = app.state.settings.webhook_allow_private
-    gate = asyncio.Semaphore(SEND_CONCURRENCY)
-    # A complaint's next delivery becomes eligible when the one before it arrived: keep going in rounds.
-    for _ in range(MAX_ROUNDS):
-        async with database.session_scope(read_only=True) as session:
-            if not await service.has_due(session, utcnow()):
-                break
-        async with database.session_scope() as session:
-            claims = await service.claim_due(session, now=utcnow())
-        if not claims:
-            break
-        attempts = (_attempt(database, http, claim, gate, allow_private=allow_private) for claim in claims)
-        results = await asyncio.gather(*attempts)
-        delivered += sum(results)
-    return delivered
+    delivered = 0
+    sending: set[asyncio.Task[bool]] = set()
+    fanned_out_at = -math.inf
+    async with asyncio.TaskGroup() as group:
+        while True:
+            if time.monotonic() - fanned_out_at >= POLL_SECONDS:
+                fanned_out_at = time.monotonic()
+                await _fan_out(database)
+            claims = await _claim(database, limit=SEND_CONCURRENCY - len(sending))
+            for claim in claims:
+                sending.add(group.create_task(_attempt(database, http, claim, allow_private=allow_private)))
+            if claims and len(sending) < SEND_CONCURRENCY:
+                continue  # slots left: more may be due, or a webhook at its limit left some for the others
+            if not sending:
+                return delivered
+            # A complaint's next delivery becomes eligible when the one before it arrived: claim again as soon
+            # as any send ends, or after POLL_SECONDS for what fan-out and backoff have made due meanwhile.
+            done, sending = await asyncio.wait(sending, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            delivered += sum(task.result() for task in done)
 
 
 @contextlib.asynccontextmanager

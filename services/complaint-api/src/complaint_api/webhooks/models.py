@@ -49,6 +49,9 @@ class WebhookDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Due time of the next attempt; while an attempt is in flight, the end of its lease.
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # While an attempt is in flight, the end of its lease; cleared when its result is stored. What counts
+    # toward the webhook's in-flight limit: a lease whose sender died stops counting when it runs out.
+    leased_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(200))
@@ -60,4 +63,6 @@ class WebhookDelivery(Base):
         # What is due, and the per-complaint order check (the oldest pending delivery of a complaint goes first).
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_order", "webhook_id", "complaint_id", "event_id"),
+        # The attempts in flight: a short range at the end (results clear the column).
+        Index("ix_webhook_deliveries_leased", "leased_until"),
     )

@@ -43,8 +43,9 @@ def _location(webhook: Webhook) -> dict[str, str]:
     response_model=WebhookCreated,
     summary="Subscribe a URL to complaint events",
     description="Events that happen from now on are delivered. Without a `secret` one is generated and shown "
-    "in this response only. Send `Idempotency-Key` to retry safely.\n" + SIGNING,
-    responses=problem_responses(401, 403, 409, 422),
+    "in this response only. Send `Idempotency-Key` to retry safely; once the webhook is deleted, a retry is a "
+    "410.\n" + SIGNING,
+    responses=problem_responses(401, 403, 409, 410, 422),
 )
 async def create_webhook(
     data: WebhookCreate,

@@ -4,8 +4,10 @@ The complaint timeline is the outbox. Fan-out reads a webhook's events past its 
 delivery per event (idempotently, unique per webhook and event), advancing the cursor in the same
 transaction. Dispatch claims due deliveries with a lease, sends them outside any transaction, and records
 the result; per webhook and complaint only the oldest undelivered delivery is eligible, so a receiver sees
-a complaint's events in timeline order even across failures. Failures back off exponentially (capped at
-15 minutes) and are retried for three days after the event was queued; then the delivery is `failed`.
+a complaint's events in timeline order even across failures; per webhook only a few attempts are in flight
+at a time, so a receiver that hangs holds up its own deliveries only. Failures back off exponentially
+(capped at 15 minutes) and are retried for three days after the event was queued; then the delivery is
+`failed`.
 
 Signature: `X-CRM-Signature: sha256=<hex HMAC-SHA256(secret, "<X-CRM-Timestamp>.<raw body>")>`.
 """
@@ -19,12 +21,13 @@ import random
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -35,6 +38,7 @@ from complaint_api.webhooks.models import Webhook, WebhookDelivery
 from complaint_api.webhooks.schemas import WebhookCreate
 from crm_kit.db import skip_locked, utcnow
 from crm_kit.errors import NotFound
+from crm_kit.idempotency import forget_responses
 
 # Public event name -> the complaint timeline's event type it is made from.
 EVENT_TYPES: dict[str, str] = {
@@ -51,15 +55,17 @@ PUBLIC_NAMES = {internal: public for public, internal in EVENT_TYPES.items()}
 SIGNATURE_TOLERANCE_SECONDS = 300
 MAX_BACKOFF_SECONDS = 900
 GIVE_UP_AFTER = dt.timedelta(days=3)
-# How long a claimed delivery stays with its sender. It must outlast a whole round of sends (see jobs.py);
-# if the sender dies, another replica retries the delivery once the lease runs out.
+# How long a claimed delivery stays with its sender. It must outlast a send (jobs.SEND_DEADLINE_SECONDS) and
+# storing its result; if the sender dies, another replica retries the delivery once the lease runs out.
 LEASE = dt.timedelta(seconds=60)
 # On PostgreSQL an event id is taken at insert, not at commit: a transaction can commit id 10 after another
 # committed id 11. The cursor does not move past such a gap until it is this old (a rolled-back insert
 # leaves one for good). Events behind the gap are queued meanwhile; only the cursor waits.
 GAP_SETTLE = dt.timedelta(seconds=60)
 FAN_OUT_BATCH = 500
-CLAIM_LIMIT = 20
+# At most this many attempts to one webhook at a time, over all replicas: a receiver that hangs holds this
+# many of a sender's slots (jobs.SEND_CONCURRENCY), never all of them.
+IN_FLIGHT_PER_WEBHOOK = 3
 
 
 @dataclass(frozen=True)
@@ -166,7 +172,10 @@ async def list_webhooks(session: AsyncSession, *, after: uuid.UUID | None, limit
 
 
 async def delete_webhook(session: AsyncSession, webhook_id: uuid.UUID) -> None:
-    """Unsubscribe. What the webhook was still owed goes with it; an attempt already in flight may finish."""
+    """Unsubscribe. What the webhook was still owed goes with it; an attempt already in flight may finish.
+
+    The stored response to its creation (which showed a generated secret) is forgotten as well: a create retried
+    with its `Idempotency-Key` is a 410, neither a replay of a dead subscription nor a new one."""
     deleted = await session.execute(
         delete(Webhook)
         .where(Webhook.id == webhook_id)
@@ -175,6 +184,7 @@ async def delete_webhook(session: AsyncSession, webhook_id: uuid.UUID) -> None:
     )
     if deleted.first() is None:
         raise NotFound(f"no webhook {webhook_id}")
+    await forget_responses(session, f"/v1/webhooks/{webhook_id}", erased=True)
 
 
 async def list_deliveries(
@@ -357,21 +367,36 @@ def _eligible(now: dt.datetime) -> list[ColumnElement[bool]]:
     return [WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now, ~waits]
 
 
+def _leased(now: dt.datetime) -> Select[uuid.UUID]:
+    """The webhooks with attempts in flight (an unexpired lease), one row each: add a count, or a having."""
+    held = aliased(WebhookDelivery)  # not correlated with the deliveries of a query this is put in
+    return select(held.webhook_id).where(held.leased_until > now).group_by(held.webhook_id)
+
+
+def _claimable(now: dt.datetime) -> list[ColumnElement[bool]]:
+    """Eligible, and its webhook below its in-flight limit."""
+    at_limit = _leased(now).having(func.count() >= IN_FLIGHT_PER_WEBHOOK)
+    return [*_eligible(now), WebhookDelivery.webhook_id.not_in(at_limit)]
+
+
 async def has_due(session: AsyncSession, now: dt.datetime) -> bool:
-    """Whether a delivery is eligible now: a plain read, before taking the write lock to claim."""
-    return bool((await session.execute(select(exists().where(*_eligible(now))))).scalar())
+    """Whether a delivery can be claimed now: a plain read, before taking the write lock to claim."""
+    return bool((await session.execute(select(exists().where(*_claimable(now))))).scalar())
 
 
-async def claim_due(session: AsyncSession, *, now: dt.datetime, limit: int = CLAIM_LIMIT) -> list[Claim]:
-    """Take up to `limit` eligible deliveries for one attempt each, leasing them until `now + LEASE`.
+async def claim_due(session: AsyncSession, *, now: dt.datetime, limit: int) -> list[Claim]:
+    """Take up to `limit` eligible deliveries for one attempt each, leasing them until `now + LEASE`, and no
+    more per webhook than its in-flight limit leaves room for.
 
     Commit before sending: the lease, not a row lock, keeps other replicas off a delivery in flight (and,
-    being pending, it keeps its complaint's later deliveries waiting).
+    being pending, it keeps its complaint's later deliveries waiting). Replicas claiming at the same moment
+    can each see room and together overshoot a webhook's limit for a while; each one's own share stays
+    within it, which is what keeps its slots for the other webhooks.
     """
     query = (
         select(WebhookDelivery, Webhook.url, Webhook.secret)
         .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-        .where(*_eligible(now))
+        .where(*_claimable(now))
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.event_id)
         .limit(limit)
         .execution_options(populate_existing=True)
@@ -379,10 +404,18 @@ async def claim_due(session: AsyncSession, *, now: dt.datetime, limit: int = CLA
     if _on_postgres(session):
         # Replicas claiming at once each take rows nobody else holds (SQLite runs one writer at a time).
         query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
+    candidates = (await session.execute(query)).all()
+    # Counted once the candidates are read (on PostgreSQL, locked), so it includes what other replicas claimed
+    # meanwhile; this claim's own picks are added as they are made.
+    held = await session.execute(_leased(now).add_columns(func.count()))
+    in_flight: Counter[uuid.UUID] = Counter(dict(held.all()))
     claims = []
-    for delivery, url, secret in await session.execute(query):
+    for delivery, url, secret in candidates:
+        if in_flight[delivery.webhook_id] >= IN_FLIGHT_PER_WEBHOOK:
+            continue  # left as it was, for a later claim
+        in_flight[delivery.webhook_id] += 1
         delivery.attempts += 1
-        delivery.next_attempt_at = now + LEASE
+        delivery.next_attempt_at = delivery.leased_until = now + LEASE
         delivery.last_attempt_at = now
         claims.append(
             Claim(
@@ -406,7 +439,7 @@ async def record_result(
     """Store how an attempt went: 2xx is delivered; anything else is retried later, or given up after
     GIVE_UP_AFTER. Returns the delivery's new status, or None when the attempt no longer owned it (the
     webhook was deleted, or the lease ran out and another attempt took over)."""
-    values: dict[str, Any] = {"last_status_code": status_code}
+    values: dict[str, Any] = {"last_status_code": status_code, "leased_until": None}
     if status_code is not None and 200 <= status_code < 300:
         values.update(status="delivered", delivered_at=now, next_attempt_at=None, last_error=None)
     elif now - claim.queued_at >= GIVE_UP_AFTER:
