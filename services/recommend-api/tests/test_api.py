@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,10 +14,11 @@ from conftest import add_baskets, auth, build_model, customer
 from fastapi import FastAPI
 
 from crm_kit.db import Database, utcnow
+from crm_kit.testing import own_database, poll_status, serving
 from recommend_api.builds.models import ModelVersion
-from recommend_api.builds.service import request_build
+from recommend_api.builds.service import claim_build, request_build, run_build
 from recommend_api.config import Settings
-from recommend_api.main import create_app
+from recommend_api.main import ALEMBIC_INI, create_app
 
 # Six baskets of four customers. Baskets holding A: 4, B: 4, C: 3, D: 3 (of 6).
 # A&B: baskets 1, 2, 5 → count 3, support 3/6 = 0.5, confidence A→B = 3/4 = 0.75, lift = 0.75 / (4/6) = 1.125.
@@ -137,6 +140,24 @@ async def test_recovery_offers_avoid_the_complained_sku_and_category(client: htt
     assert anyone["items"] and not {"A", "C"} & {i["sku"] for i in anyone["items"]}  # C shares A's category
 
 
+async def test_categories_are_matched_as_people_type_them(client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Spaces, case and full-width forms do not make an avoided category slip through, nor a filter miss."""
+    await add_baskets(app, [(1, ["BREAD", "CAKE", "MILK"]), (2, ["BREAD", "TEA"]), (2, ["CAKE", "MILK"])],
+                      categories={"BREAD": "Bakery", "CAKE": "bakery ", "MILK": "Dairy", "TEA": "Ｄrinks"})  # fmt: skip
+    await build_model(client)
+    url = f"/v1/customers/{customer(1)}/recovery-offers"
+    for avoided in (" bakery", "BAKERY", "Ｂａｋｅｒｙ"):
+        offered = (await client.get(url, params={"avoid_category": avoided, "limit": 10})).json()["items"]
+        assert offered and not {"BREAD", "CAKE"} & {i["sku"] for i in offered}, avoided
+    for asked in ("bakery", " Bakery "):
+        popular = (await client.get("/v1/popular", params={"category": asked})).json()["items"]
+        assert {i["sku"] for i in popular} == {"BREAD", "CAKE"}
+        mine = (await client.get(f"/v1/customers/{customer(1)}/recommendations", params={"category": asked})).json()
+        assert {i["sku"] for i in mine["items"]} == {"BREAD", "CAKE"}
+    drinks = (await client.get("/v1/popular", params={"category": "drinks"})).json()["items"]
+    assert [i["sku"] for i in drinks] == ["TEA"]
+
+
 async def test_before_the_first_build_every_answer_is_503_with_retry_after(settings: Settings) -> None:
     fresh = create_app(settings)  # the suite's app keeps serving the last model built by an earlier test
     async with (
@@ -186,6 +207,77 @@ async def test_a_change_to_the_history_waits_for_no_build_that_already_read_it(a
         await session.rollback()
 
 
+def _own_database(
+    backend: str, settings: Settings, tmp_path: Path
+) -> AbstractAsyncContextManager[tuple[Database, Settings]]:
+    return own_database(backend, settings, prefix="recommend_api_builds", alembic_ini=ALEMBIC_INI, directory=tmp_path)
+
+
+async def _started_build(database: Database, settings: Settings, builder: str) -> tuple[int, asyncio.Task[None]]:
+    """Queue a build, claim it as `builder` and run it up to its CPU work, where it stays: (version, its task)."""
+    async with database.session_scope() as session:
+        queued, _ = await request_build(session, reason="requested", evaluate=False)
+    claim = await claim_build(database, builder=builder, stale_seconds=120)
+    assert claim is not None and claim.version == queued.version
+    building = asyncio.Event()
+
+    async def hold(stage: str) -> None:
+        if stage == "building":
+            building.set()
+            await asyncio.Event().wait()
+
+    worker = asyncio.create_task(
+        run_build(database, claim, settings.model_params(), heartbeat_seconds=30, progress=hold)
+    )
+    await building.wait()
+    return claim.version, worker
+
+
+async def _version(database: Database, version: int) -> ModelVersion:
+    async with database.session_scope(read_only=True) as session:
+        return await session.get_one(ModelVersion, version)
+
+
+async def test_a_build_whose_worker_is_stopped_is_queued_again_and_the_next_request_builds_it(
+    backend: str, settings: Settings, tmp_path: Path
+) -> None:
+    """SIGTERM cancels the worker mid-build: the build goes back to the queue at once, not after the stale time."""
+    async with _own_database(backend, settings, tmp_path) as (database, own):
+        version, worker = await _started_build(database, own, "replica-a:1")
+        assert await claim_build(database, builder="replica-b:2", stale_seconds=120) is None  # held: left be
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+        stopped = await _version(database, version)
+        assert (stopped.status, stopped.builder, stopped.started_at, stopped.heartbeat_at) == (
+            "queued",
+            None,
+            None,
+            None,
+        )
+        async with database.session_scope() as session:  # what POST /v1/models does: it returns that build
+            joined, queued = await request_build(session, reason="requested")
+        assert (joined.version, queued) == (version, False)
+
+        async with serving(create_app(own)) as client:  # this replica once restarted: it builds the version at once
+            build = await poll_status(client, f"/v1/models/{version}", while_in=("queued", "building"))
+        assert build["status"] == "ready", build
+
+
+async def test_a_stopped_worker_does_not_hand_back_a_build_another_replica_took_over(
+    backend: str, settings: Settings, tmp_path: Path
+) -> None:
+    async with _own_database(backend, settings, tmp_path) as (database, own):
+        version, worker = await _started_build(database, own, "replica-a:1")
+        taken = await claim_build(database, builder="replica-b:2", stale_seconds=0)  # as if A had gone silent
+        assert taken is not None and taken.version == version
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+        held = await _version(database, version)
+        assert (held.status, held.builder, held.started_at) == ("building", "replica-b:2", taken.started_at)
+
+
 async def test_a_cart_with_an_item_twice_gets_what_it_gets_with_it_once(client: httpx.AsyncClient, model: int) -> None:
     once = (await client.post("/v1/baskets/complete", json={"items": ["A", "D"], "limit": 5})).json()
     for cart in (["A", "A", "A", "D"], ["A", "D", "D", "D"]):
@@ -201,6 +293,22 @@ async def test_an_item_whose_sku_holds_a_slash_has_its_related_items(app: FastAP
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["sku"] == "MILK/500ML" and [r["consequent"] for r in body["items"]] == ["BREAD"]
+
+
+async def test_a_service_configured_to_explore_gives_every_nth_slot_to_a_new_item(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await add_baskets(app, BASKETS, categories=CATEGORIES)
+    settings: Settings = app.state.settings
+    settings.explore_every = 2  # RECOMMEND_API_EXPLORE_EVERY=2: every build of this service uses it
+    try:
+        await build_model(client)
+    finally:
+        settings.explore_every = 0
+    assert (await client.get("/v1/models/current")).json()["params"]["explore_every"] == 2
+    body = (await client.get(f"/v1/customers/{customer(3)}/recommendations")).json()  # bought A, B and D
+    assert [i["reason"] == "repeat" for i in body["items"][:3]] == [True, False, True]
+    assert body["items"][1]["sku"] == "C"
 
 
 async def test_build_stores_an_evaluation(client: httpx.AsyncClient, app: FastAPI) -> None:

@@ -10,11 +10,13 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from conftest import add_baskets, build_model, customer
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from crm_kit.db import Database
+from recommend_api.builds.models import ModelVersion
 from recommend_api.sync.audience import refresh_audience
 from recommend_api.sync.models import Item, PurchaseLine
 from recommend_api.sync.service import SyncResult, apply_customer_events, apply_purchases
@@ -72,6 +74,7 @@ async def test_a_merge_combines_histories_and_later_lines_follow(app: FastAPI, c
     old, survivor = customer(11), customer(12)
     await _apply(app, orders=[order("O-1", old, ["A"]), order("O-2", survivor, ["B"], sequence=2)])
     await _apply(app, events=[event("merged", old, merged_into=str(survivor))])
+    await build_model(client)  # the rebuild the merge queued: it may read the history before O-3 arrives
     await _apply(app, orders=[order("O-3", old, ["C"], day=3, sequence=3)])  # read from the feed after the merge
     assert await _lines(app, old) == 0 and await _lines(app, survivor) == 3
     await build_model(client)
@@ -122,6 +125,25 @@ async def test_erasure_drops_history_now_and_later(app: FastAPI, client: httpx.A
     await build_model(client)
     assert "Y" not in {r["consequent"] for r in (await client.get("/v1/items/X/related")).json()["items"]}
     assert (await client.get("/v1/items/Y/related")).status_code == 404
+    # The model built before the erasure is gone from the database too (its version's figures stay).
+    async with app.state.database.session_scope(read_only=True) as session:
+        kept = (await session.execute(select(ModelVersion.version, ModelVersion.blob.is_not(None)))).all()
+    newest = max(version for version, _ in kept)
+    assert len(kept) >= 2 and all(has_model == (version == newest) for version, has_model in kept)
+
+
+@pytest.mark.parametrize(("kind", "data"), [("erased", {}), ("merged", {"merged_into": str(customer(44))})])
+async def test_an_erasure_or_a_merge_queues_its_rebuild_with_the_page_that_brought_it(
+    app: FastAPI, client: httpx.AsyncClient, kind: str, data: dict[str, str]
+) -> None:
+    """Not after the sync pass: a crash between the page and a later request would leave the old history in
+    the served model for good, the event being behind the cursor."""
+    await _apply(app, orders=[order("O-1", customer(43), ["A"])])
+    await build_model(client)
+    async with app.state.database.session_scope() as session:
+        await apply_customer_events(session, [event(kind, customer(43), **data)], SyncResult())
+        queued = (await session.execute(select(ModelVersion.reason).where(ModelVersion.status == "queued"))).all()
+    assert queued == [("erasure" if kind == "erased" else "merge",)]
 
 
 async def test_restriction_and_withdrawn_consent_leave_only_popular_items(

@@ -25,7 +25,7 @@ from recommend_api.sync.models import PurchaseLine
 from recommend_api.sync.service import store_items
 
 app = typer.Typer(help="recommend-api: cross-sell from purchase history.", no_args_is_help=True)
-add_service_commands(
+require_schema = add_service_commands(
     app, alembic_ini=ALEMBIC_INI, settings=Settings, factory="recommend_api.main:create_app", default_port=8003
 )
 console = Console()
@@ -48,6 +48,7 @@ def instacart_customer(user_id: str) -> uuid.UUID:
 @app.command("load-instacart")
 def load_instacart(cache_dir: CacheDir = None) -> None:
     """Load the Instacart sample (593 shoppers, 15,182 orders) straight into this service's purchase copy."""
+    require_schema()
     orders = instacart.load(_csv(cache_dir))
     customers = {u: instacart_customer(u) for u in set(orders.user_ids.tolist())}
     now = utcnow()
@@ -85,6 +86,7 @@ def evaluate_command(
 ) -> None:
     """Hold out each customer's last basket; recall@k, NDCG@k and their repeat/explore parts, with baselines."""
     if from_database:
+        require_schema()
 
         async def read() -> Transactions:
             database = Database(Settings().resolved_database_url)

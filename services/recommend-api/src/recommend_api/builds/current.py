@@ -37,7 +37,8 @@ async def load_newer(session: AsyncSession, than: int | None) -> CurrentModel | 
         return None
     query = select(ModelVersion).where(ModelVersion.version == latest.version).options(undefer(ModelVersion.blob))
     row = (await session.execute(query.execution_options(populate_existing=True))).scalar_one()
-    assert row.blob is not None
+    if row.blob is None:
+        return None  # a newer build replaced it between the two reads: the next poll loads that one
     model = await asyncio.to_thread(Model.from_bytes, row.blob)
     names = dict((await session.execute(select(Item.sku, Item.name))).all())
     return CurrentModel(

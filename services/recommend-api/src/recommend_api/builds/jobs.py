@@ -39,7 +39,9 @@ async def work_once(app: FastAPI) -> None:
         claim := await claim_build(database, builder=BUILDER, stale_seconds=settings.build_stale_seconds)
     ) is not None:
         try:
-            await run_build(database, claim, heartbeat_seconds=settings.build_stale_seconds / 4)
+            await run_build(
+                database, claim, settings.model_params(), heartbeat_seconds=settings.build_stale_seconds / 4
+            )
         except Exception:
             log.exception("model_build_failed", extra={"version": claim.version})
     await load_current(app)

@@ -4,22 +4,24 @@ A request while another build is queued or running returns that build instead of
 a request that must see the history as it is now (after an erasure or a merge) waits for no build that has
 already read it, only for one still queued.
 Whoever claims a build reports a heartbeat while it runs; a build whose worker went silent (a crash) is
-taken over by another replica, so a build is never lost and never runs twice at once.
+taken over by another replica, and one whose worker is stopping (SIGTERM) is queued again at once, so a build
+is never lost and never runs twice at once. Only the newest built model is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_kit.background import holding_claim
 from crm_kit.db import Database, skip_locked, transaction_lock, utcnow
 from crm_kit.errors import failure_text
 from recommend_api.builds.models import ModelVersion
@@ -73,6 +75,8 @@ async def rebuild_due(session: AsyncSession, *, every_minutes: float) -> bool:
 class Claim:
     version: int
     evaluate: bool
+    builder: str
+    started_at: dt.datetime  # tells this claim from a later one on the same version (after a stale takeover)
 
 
 async def claim_build(database: Database, *, builder: str, stale_seconds: float) -> Claim | None:
@@ -94,7 +98,7 @@ async def claim_build(database: Database, *, builder: str, stale_seconds: float)
         if version is None:
             return None
         version.status, version.started_at, version.heartbeat_at, version.builder = "building", now, now, builder
-        return Claim(version.version, version.evaluate)
+        return Claim(version.version, version.evaluate, builder, now)
 
 
 async def load_transactions(session: AsyncSession) -> Transactions:
@@ -128,10 +132,9 @@ class Built:
     seconds: float
 
 
-def build(tx: Transactions, *, with_evaluation: bool) -> Built:
+def build(tx: Transactions, params: Params, *, with_evaluation: bool) -> Built:
     """CPU work, run in a thread: the model from every line, and its holdout evaluation."""
     started = time.perf_counter()
-    params = Params()
     model = Model.build(tx, params)
     evaluation = None
     if with_evaluation:
@@ -139,44 +142,71 @@ def build(tx: Transactions, *, with_evaluation: bool) -> Built:
     return Built(model, model.to_bytes(), evaluation, time.perf_counter() - started)
 
 
-async def run_build(database: Database, claim: Claim, *, heartbeat_seconds: float) -> None:
-    """Build a claimed version and store it (or its failure). The heartbeat keeps the claim alive."""
+async def run_build(
+    database: Database, claim: Claim, params: Params, *, heartbeat_seconds: float,
+    progress: Callable[[str], Awaitable[None]] | None = None,
+) -> None:  # fmt: skip
+    """Build a claimed version and store it (or its failure). The heartbeat keeps the claim alive; cancelled (the
+    process is stopping), the version is queued again before the cancellation goes on. `progress` hears each
+    stage as it starts."""
+    mine = (
+        ModelVersion.version == claim.version,
+        ModelVersion.status == "building",
+        ModelVersion.builder == claim.builder,
+        ModelVersion.started_at == claim.started_at,
+    )
 
-    async def heartbeat() -> None:
-        while True:
-            await asyncio.sleep(heartbeat_seconds)
+    async def stage(name: str) -> None:
+        if progress is not None:
+            await progress(name)
+
+    async def beat() -> None:
+        async with database.session_scope() as session:
+            await session.execute(update(ModelVersion).where(*mine).values(heartbeat_at=utcnow()))
+
+    async def release() -> None:
+        async with database.session_scope() as session:
+            await session.execute(
+                update(ModelVersion)
+                .where(*mine)
+                .values(status="queued", started_at=None, heartbeat_at=None, builder=None)
+            )
+
+    async with holding_claim(beat=beat, every=heartbeat_seconds, release=release):
+        try:
+            await stage("reading")
+            async with database.session_scope(read_only=True) as session:
+                tx = await load_transactions(session)
+            await stage("building")
+            built = await asyncio.to_thread(build, tx, params, with_evaluation=claim.evaluate)
+        except Exception as exc:
             async with database.session_scope() as session:
                 await session.execute(
                     update(ModelVersion)
-                    .where(ModelVersion.version == claim.version, ModelVersion.status == "building")
-                    .values(heartbeat_at=utcnow())
+                    .where(ModelVersion.version == claim.version)
+                    .values(status="failed", finished_at=utcnow(), error=failure_text(exc))
                 )
-
-    beating = asyncio.create_task(heartbeat())
-    try:
-        async with database.session_scope(read_only=True) as session:
-            tx = await load_transactions(session)
-        built = await asyncio.to_thread(build, tx, with_evaluation=claim.evaluate)
-    except Exception as exc:
+            raise
+        await stage("storing")
+        data_until = dt.datetime.fromtimestamp(float(tx.basket_time.max()), dt.UTC) if len(tx.basket_time) else None
         async with database.session_scope() as session:
             await session.execute(
                 update(ModelVersion)
                 .where(ModelVersion.version == claim.version)
-                .values(status="failed", finished_at=utcnow(), error=failure_text(exc))
-            )
-        raise
-    finally:
-        beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
-    data_until = dt.datetime.fromtimestamp(float(tx.basket_time.max()), dt.UTC) if len(tx.basket_time) else None
-    async with database.session_scope() as session:
-        await session.execute(
-            update(ModelVersion)
-            .where(ModelVersion.version == claim.version)
-            .values(
-                status="ready", finished_at=utcnow(), heartbeat_at=utcnow(), data_until=data_until,
-                build_seconds=round(built.seconds, 3), params=dataclasses.asdict(Params()),
-                sizes=dict(built.model.sizes), evaluation=built.evaluation, blob=built.blob,
-            )
-        )  # fmt: skip
+                .values(
+                    status="ready", finished_at=utcnow(), heartbeat_at=utcnow(), data_until=data_until,
+                    build_seconds=round(built.seconds, 3), params=dataclasses.asdict(params),
+                    sizes=dict(built.model.sizes), evaluation=built.evaluation, blob=built.blob,
+                )
+            )  # fmt: skip
+            await drop_superseded_blobs(session)
+
+
+async def drop_superseded_blobs(session: AsyncSession) -> None:
+    """Keep the model of the newest ready version only (the one every replica serves): an older one holds the
+    history as it was, an erased customer's included, and would grow the table by a model a build. Their
+    version, sizes and evaluation stay."""
+    newest = select(func.max(ModelVersion.version)).where(ModelVersion.status == "ready").scalar_subquery()
+    await session.execute(
+        update(ModelVersion).where(ModelVersion.version < newest, ModelVersion.blob.is_not(None)).values(blob=None)
+    )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
@@ -113,6 +114,11 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
+def category_key(name: str) -> str:
+    """What a category is matched by when asked for: NFKC, whitespace collapsed, case folded."""
+    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
+
+
 def _top_per_row(rows: IntArray, scores: FloatArray, n_rows: int, k: int) -> tuple[IntArray, IntArray]:
     """CSR offsets, and the positions (into the inputs) of each row's ``k`` best entries (scores ≥ 0; ties: the
     earlier entry, so inputs sorted by column within a row break ties by lower column).
@@ -147,7 +153,10 @@ class Model:
         self._categories: list[str] = arrays["categories"].tolist()
         self._item_index = {s: i for i, s in enumerate(self._skus)}
         self._customer_index = {c: i for i, c in enumerate(arrays["customer_ids"].tolist())}
-        self._category_index = {c: i for i, c in enumerate(self._categories)}
+        # Categories are asked for as people type them: "乳品 ", "bakery" for "Bakery".
+        self._category_codes: dict[str, list[int]] = {}
+        for code, name in enumerate(self._categories):
+            self._category_codes.setdefault(category_key(name), []).append(code)
         self._rules = RuleTable(
             antecedent=arrays["rule_antecedent"],
             consequent=arrays["rule_consequent"],
@@ -308,11 +317,15 @@ class Model:
         ok = ~np.isin(items, exclude)
         item_cat = self._a["item_category"][items]
         if category is not None:
-            ok &= item_cat == self._category_index.get(category, -2)
-        avoid = [self._category_index[c] for c in avoid_categories if c in self._category_index]
+            ok &= np.isin(item_cat, self._codes((category,)))
+        avoid = self._codes(avoid_categories)
         if avoid:
             ok &= ~np.isin(item_cat, avoid)
         return np.asarray(ok)
+
+    def _codes(self, categories: Collection[str]) -> list[int]:
+        """The categories named, matched by `category_key` (one name may match several written differently)."""
+        return [code for name in categories for code in self._category_codes.get(category_key(name), ())]
 
     # ------------------------------------------------------------------ queries
 
@@ -328,10 +341,12 @@ class Model:
         if category is None:
             pool = self._a["pop_order"]
         else:
-            c = self._category_index.get(category)
-            if c is None:
+            offsets = self._a["cat_offsets"]
+            pools = [self._a["cat_items"][offsets[c] : offsets[c + 1]] for c in self._codes((category,))]
+            if not pools:
                 return []
-            pool = self._a["cat_items"][self._a["cat_offsets"][c] : self._a["cat_offsets"][c + 1]]
+            pool = np.concatenate(pools)  # in popularity order, as pop_order: best first, ties by item
+            pool = pool if len(pools) == 1 else pool[np.lexsort((pool, -self._a["pop_score"][pool]))]
         out: list[Suggestion] = []
         start, step = 0, max(4 * k, 64)
         filtered = len(exclude) > 0 or len(avoid_categories) > 0

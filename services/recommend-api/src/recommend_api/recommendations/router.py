@@ -32,7 +32,10 @@ from recommend_api.sync.audience import Audience
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 Reader = Annotated[Principal, require("recommendations:read")]
 Limit = Annotated[int, Query(ge=1, le=50, description="How many items")]
-Category = Annotated[str | None, Query(min_length=1, max_length=100, description="Only items of this category")]
+Category = Annotated[
+    str | None,
+    Query(min_length=1, max_length=100, description="Only items of this category (case, spaces and width aside)"),
+]
 SkuList = Annotated[list[Sku], Query(max_length=100)]
 
 
@@ -117,7 +120,8 @@ async def recommendations(
     response_model=Recommendations,
     summary="Win-back offers for a customer recovering from a complaint",
     description="What the customer likes, never the SKU or any item of the category the complaint was about "
-    "(the category of each `avoid_sku` is avoided as well).",
+    "(the category of each `avoid_sku` is avoided as well; categories match whatever their case, spaces or "
+    "full-width forms).",
     responses=problem_responses(401, 403, 422, 503),
 )
 async def recovery_offers(

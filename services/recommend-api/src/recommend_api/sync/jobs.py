@@ -1,5 +1,5 @@
-"""The scheduled sync: both feeds followed on a timer; an erasure or a merge asks for a rebuild that reads the
-history as it is now (without the erased customer, with the merged ones combined)."""
+"""The scheduled sync: both feeds followed on a timer, and a scheduled rebuild asked for when one is due (an
+erasure or a merge queues its own, with the feed page that brought it: sync/service.py)."""
 
 from __future__ import annotations
 
@@ -26,11 +26,7 @@ async def sync_now(app: FastAPI, *, max_pages: int = 1000) -> SyncResult:
             database, app.state.customer_api, page_size=settings.sync_page_size, max_pages=max_pages
         )
         async with database.session_scope() as session:
-            if result.erased:
-                await request_build(session, reason="erasure", fresh=True)
-            elif result.merged:
-                await request_build(session, reason="merge", fresh=True)
-            elif await rebuild_due(session, every_minutes=settings.rebuild_minutes):
+            if await rebuild_due(session, every_minutes=settings.rebuild_minutes):
                 await request_build(session, reason="scheduled")
         async with database.session_scope(read_only=True) as session:
             await refresh_audience(session, app.state.audience)

@@ -3,7 +3,8 @@
 Each feed page is applied in one transaction together with its cursor (`crm_kit.feeds.follow_feed`), and
 lines are keyed by (order, line number), so a crash mid-page neither loses nor duplicates a line. Lines
 are stored under the surviving profile of a merge; an erased customer's lines are deleted, and any that
-arrive later are dropped.
+arrive later are dropped. A merge or an erasure queues a rebuild in the same transaction, so the served
+model cannot keep the old history because a crash came between the page and the request.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from crm_kit.db import Database, insert_ignore, upsert, utcnow
 from crm_kit.feeds import FeedPosition, feed_position, follow_feed
 from crm_kit.http import PeerClient
+from recommend_api.builds.service import request_build
 from recommend_api.sync.models import CustomerState, Item, PurchaseLine
 
 PURCHASE_FEED = "customer-api:purchases"
@@ -35,7 +37,7 @@ class SyncResult:
     events: int = 0
     erased: set[uuid.UUID] = field(default_factory=set)
     merged: set[uuid.UUID] = field(default_factory=set)  # the absorbed profiles
-    more: bool = False  # stopped at the page budget with entries still waiting
+    more: bool = False  # stopped with entries still waiting: at the page budget, or another replica applies them
 
 
 async def _states(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, CustomerState]:
@@ -120,6 +122,7 @@ async def _set_state(session: AsyncSession, customer_id: uuid.UUID, **values: An
 
 
 async def apply_customer_events(session: AsyncSession, events: list[dict[str, Any]], result: SyncResult) -> None:
+    rebuild: str | None = None  # why the page needs a rebuild that reads the history as it leaves it
     for event in events:
         customer_id = uuid.UUID(event["customer_id"])
         data = event.get("data") or {}
@@ -139,16 +142,20 @@ async def apply_customer_events(session: AsyncSession, events: list[dict[str, An
             await session.execute(
                 update(CustomerState).where(CustomerState.merged_into == customer_id).values(merged_into=into)
             )
+            rebuild = rebuild or "merge"
             result.merged.add(customer_id)
         elif kind == "erased":
             await _set_state(session, customer_id, status="erased", merged_into=None)
             await session.execute(delete(PurchaseLine).where(PurchaseLine.customer_id == customer_id))
+            rebuild = "erasure"
             result.erased.add(customer_id)
+    if rebuild is not None:  # one request for the page, in its transaction (the build lock is taken once)
+        await request_build(session, reason=rebuild, fresh=True)
 
 
 async def sync_once(database: Database, peer: PeerClient, *, page_size: int, max_pages: int = 1000) -> SyncResult:
     """Follow the customer feed, then the purchase feed, a page per transaction, until caught up or out
-    of pages. Another replica following the same feed makes this one skip it."""
+    of pages. Another replica following the same feed makes this one skip it (and report `more`)."""
     result = SyncResult()
     pages = 0
 
@@ -163,14 +170,19 @@ async def sync_once(database: Database, peer: PeerClient, *, page_size: int, max
             if pages >= max_pages:
                 result.more = True
                 return result
-            applied = await follow_feed(database, peer, feed=feed, path=path, apply=apply, limit=page_size)
+            followed = await follow_feed(database, peer, feed=feed, path=path, apply=apply, limit=page_size)
             pages += 1
-            if not applied:
-                break
+            if followed is None:
+                break  # customer-api could not be read: the status shows why
             if feed == PURCHASE_FEED:
-                result.orders += applied
+                result.orders += followed.applied
             else:
-                result.events += applied
+                result.events += followed.applied
+            if not followed.more:
+                break
+            if not followed.applied:  # another replica moved the cursor first and is applying the rest
+                result.more = True
+                break
     return result
 
 
