@@ -81,6 +81,8 @@ def test_taken_while_customer_api_is_down_then_completed(
             taken = complaints.post("/v1/complaints", json=_complaint(gold["id"]))
             assert taken.status_code == 201, taken.text
             assert taken.json()["snapshot_status"] == "pending" and taken.json()["priority"] == "low"
+            call = complaints.post("/v1/callbacks", json={"customer_id": gold["id"], "topic": "送货时间"}).json()
+            assert (call["snapshot_status"], call["priority"], call["name"]) == ("pending", "normal", None)
             # Answered and closed before anyone knows she is gold: no rule fires yet (a low-severity complaint).
             for action in ("answer", "close"):
                 url = f"/v1/complaints/{taken.json()['id']}/{action}"
@@ -104,6 +106,10 @@ def test_taken_while_customer_api_is_down_then_completed(
                 assert time.monotonic() < deadline, body
                 time.sleep(0.3)
             assert body["priority"] == "high" and body["customer_snapshot"]["tier"] == "gold"
+            while (called := complaints.get(f"/v1/callbacks/{call['id']}").json())["snapshot_status"] == "pending":
+                assert time.monotonic() < deadline, called
+                time.sleep(0.3)
+            assert (called["snapshot_status"], called["priority"], called["name"]) == ("ok", "high", "离线时投诉")
             events = complaints.get(f"/v1/complaints/{body['id']}/timeline").json()["items"]
             assert [e["type"] for e in events] == [
                 "created", "status_changed", "status_changed", "priority_changed", "recovery_plan_created"
@@ -141,13 +147,15 @@ def test_the_customer_feed_raises_priority_repoints_merges_and_anonymises_erasur
 ) -> None:
     customer = customers.post("/v1/customers", json={"name": "升级会员", "phone": _phone()}).json()
     complaint = complaints.post("/v1/complaints", json=_complaint(customer["id"])).json()
-    assert complaint["priority"] == "low"
+    waiting = complaints.post("/v1/callbacks", json={"customer_id": customer["id"], "topic": "会员权益"}).json()
+    assert complaint["priority"] == "low" and waiting["priority"] == "normal"
     customers.patch(f"/v1/customers/{customer['id']}", json={"tier": "gold"})
     raised = _until(
         lambda: (c := complaints.get(f"/v1/complaints/{complaint['id']}").json())["priority"] == "high" and c,
         "the tier change raised the priority",
     )
     assert raised["customer_snapshot"]["tier"] == "gold"
+    assert complaints.get(f"/v1/callbacks/{waiting['id']}").json()["priority"] == "high"  # same page of the feed
 
     survivor = customers.post("/v1/customers", json={"name": "合并后", "phone": _phone()}).json()
     customers.post(f"/v1/customers/{customer['id']}/merge", json={"target_id": survivor["id"]})
@@ -179,9 +187,71 @@ def test_the_customer_feed_raises_priority_repoints_merges_and_anonymises_erasur
     retried = complaints.post("/v1/complaints", json=intake, headers=key)  # the intake's retry replays nothing
     assert retried.status_code == 410, retried.text
     queue = complaints.get("/v1/callbacks", params={"limit": 500}).json()["items"]
-    called = next(c for c in queue if c["id"] == callback["id"])
+    assert callback["id"] not in [c["id"] for c in queue]  # off the queue: nobody to call
+    called = complaints.get(f"/v1/callbacks/{callback['id']}").json()
     for secret in ("要求删除", "13600001111", "静安区"):
         assert secret not in str(erased) and secret not in str(timeline) and secret not in retried.text
         assert secret not in str(called)
+    assert (called["status"], called["outcome"]) == ("completed", "erased")
     assert erased["category"] == "delivery" and erased["status"] == "closed"  # the statistics stay
     assert erased["satisfaction"]["score"] == 4 and erased["satisfaction"]["comment"] is None
+
+
+def test_a_duplicate_merged_into_a_gold_customer_brings_its_open_complaint_up_to_high(
+    customers: httpx.Client, complaints: httpx.Client
+) -> None:
+    gold = customers.post("/v1/customers", json={"name": "金卡会员", "phone": _phone()}).json()
+    assert customers.patch(f"/v1/customers/{gold['id']}", json={"tier": "gold"}).status_code == 200
+    duplicate = customers.post("/v1/customers", json={"name": "金卡会员(重复)", "phone": _phone()}).json()
+    complaint = complaints.post("/v1/complaints", json=_complaint(duplicate["id"])).json()
+    waiting = complaints.post("/v1/callbacks", json={"customer_id": duplicate["id"], "topic": "送货"}).json()
+    assert complaint["priority"] == "low" and waiting["priority"] == "normal"
+    customers.post(f"/v1/customers/{duplicate['id']}/merge", json={"target_id": gold["id"]})
+    moved = _until(
+        lambda: (c := complaints.get(f"/v1/complaints/{complaint['id']}").json())["priority"] == "high" and c,
+        "the merge brought the complaint to the gold customer's priority",
+    )
+    assert moved["customer_id"] == gold["id"] and moved["customer_snapshot"]["tier"] == "gold"
+    called = complaints.get(f"/v1/callbacks/{waiting['id']}").json()
+    assert (called["customer_id"], called["priority"]) == (gold["id"], "high")
+
+
+def test_taken_for_an_erased_customer_while_customer_api_is_down_it_is_erased_too(
+    customer_api: RunningService, customers: httpx.Client, tmp_path: Any
+) -> None:
+    if customer_api.process is None:
+        pytest.skip("needs to start and stop services itself")
+    gone = customers.post("/v1/customers", json={"name": "已删除顾客", "phone": "13600002222"}).json()
+    assert customers.delete(f"/v1/customers/{gone['id']}").status_code == 204
+    later_port = free_port()
+    complaint_api = start_service(
+        "complaint-api",
+        f"sqlite+aiosqlite:///{tmp_path}/complaints.db",
+        tmp_path,
+        {"COMPLAINT_API_CUSTOMER_API_URL": f"http://127.0.0.1:{later_port}", "COMPLAINT_API_SWEEP_SECONDS": "0.3"},
+    )
+    second_customer_api: RunningService | None = None
+    try:
+        with client_for(complaint_api) as complaints:
+            said = _complaint(gone["id"], subject="已删除顾客的冰箱", description="电话13600002222")
+            taken = complaints.post("/v1/complaints", json=said).json()
+            call = {"customer_id": gone["id"], "name": "已删除顾客", "phone": "13600002222", "topic": "回电"}
+            callback = complaints.post("/v1/callbacks", json=call).json()
+            assert taken["snapshot_status"] == callback["snapshot_status"] == "pending"
+            assert customer_api.database_url is not None  # customer-api comes back: it answers 410 for her
+            second_customer_api = start_service("customer-api", customer_api.database_url, tmp_path, port=later_port)
+            done = _until(
+                lambda: (
+                    (c := complaints.get(f"/v1/complaints/{taken['id']}").json())["snapshot_status"] != "pending" and c
+                ),
+                "the snapshot pass asked customer-api",
+            )
+            called = complaints.get(f"/v1/callbacks/{callback['id']}").json()
+            for secret in ("已删除顾客", "13600002222"):
+                assert secret not in str(done) and secret not in str(called)
+            assert done["snapshot_status"] == "unknown_customer"
+            assert (called["status"], called["outcome"]) == ("completed", "erased")
+    finally:
+        stop_service(complaint_api)
+        if second_customer_api is not None:
+            stop_service(second_customer_api)

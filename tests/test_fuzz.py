@@ -107,7 +107,11 @@ RULES_BEYOND_THE_SCHEMA = {
         r"body.birthday: .* between 1900-01-01 and today",
         r"body.(email|phone): ",  # email-validator and phonenumbers decide
     ),
-    "complaint-api": (r"body.phone: ", r"body.url: "),  # phonenumbers and the URL parser decide
+    "complaint-api": (
+        r"body.phone: ",
+        r"body.url: ",  # phonenumbers and the URL parser decide
+        r"body.redeemed_at: .* cannot be in the future",  # against the clock
+    ),
     "recommend-api": (),
 }
 #: Rules of every service: text is trimmed, so whitespace alone is empty (the schema's minLength counts it),
