@@ -189,6 +189,10 @@ async def test_a_build_request_while_one_is_pending_returns_it(client: httpx.Asy
     keyed = {"Idempotency-Key": "build-once-0001"}
     again = [(await client.post("/v1/models", json={}, headers=keyed)).json()["version"] for _ in range(2)]
     assert again[0] == again[1]
+    # Waited for: a build left running would swap its model in during the next test.
+    for version in {first["version"], second["version"], again[0]}:
+        done = await poll_status(client, f"/v1/models/{version}", while_in=("queued", "building"))
+        assert done["status"] == "ready", done
 
 
 async def test_a_change_to_the_history_waits_for_no_build_that_already_read_it(app: FastAPI) -> None:
