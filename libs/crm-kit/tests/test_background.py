@@ -1,13 +1,17 @@
-"""Background jobs run while the body runs and are cancelled, and awaited, when it ends. A claim on a shared job
-heartbeats while it is held and is handed back when its holder is cancelled."""
+"""Background jobs run while the body runs and are cancelled, and awaited, when it ends; a repeated one goes on
+after a failure and is counted in the metrics. A claim on a shared job heartbeats while it is held and is handed
+back when its holder is cancelled."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
+from prometheus_client import generate_latest
 
-from crm_kit.background import holding_claim, running
+from crm_kit.background import holding_claim, repeat, running
+from crm_kit.observability import Metrics
 
 
 async def test_jobs_run_for_the_body_and_stop_with_it() -> None:
@@ -28,6 +32,52 @@ async def test_jobs_run_for_the_body_and_stop_with_it() -> None:
         assert {t.get_name() for t in asyncio.all_tasks()} >= {"a", "b"}
     assert {"a", "b"} <= set(ticks) and sorted(stopped) == ["a", "b"]
     assert not {t.get_name() for t in asyncio.all_tasks()} & {"a", "b"}
+
+
+async def test_a_repeated_job_goes_on_after_failures_and_is_counted_by_outcome() -> None:
+    metrics = Metrics("svc")
+    outcomes: list[object] = [RuntimeError("database down"), False, None, True]
+    done = asyncio.Event()
+
+    async def step() -> object:
+        outcome = outcomes.pop(0)
+        if not outcomes:
+            done.set()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome  # False: failed and logged by the step itself; anything else: succeeded
+
+    before = time.time()
+    async with running({"repeated": repeat("nightly", step, every=0.01, metrics=metrics)}):
+        await asyncio.wait_for(done.wait(), 5)
+    counted = generate_latest(metrics.registry).decode()
+    assert 'background_job_runs_total{job="nightly",outcome="failed",service="svc"} 2.0' in counted
+    assert 'background_job_runs_total{job="nightly",outcome="succeeded",service="svc"} 2.0' in counted
+    assert 'background_job_duration_seconds_count{job="nightly",service="svc"} 4.0' in counted
+    last = metrics.registry.get_sample_value(
+        "background_job_last_success_timestamp_seconds", {"job": "nightly", "service": "svc"}
+    )
+    assert last is not None and before <= last <= time.time()
+
+
+async def test_a_repeated_job_runs_again_at_once_when_woken() -> None:
+    metrics = Metrics("svc")
+    wake = asyncio.Event()
+    runs = 0
+    second = asyncio.Event()
+
+    async def step() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 2:
+            second.set()
+
+    async with running({"repeated": repeat("on-demand", step, every=3600, metrics=metrics, wake=wake)}):
+        await asyncio.sleep(0.05)
+        assert runs == 1  # then waits for its hour
+        wake.set()
+        await asyncio.wait_for(second.wait(), 5)
+        assert not wake.is_set()  # cleared for the next request
 
 
 async def test_a_claim_beats_while_the_body_runs_and_stops_beating_after() -> None:

@@ -6,6 +6,7 @@ tests/ (test_recommend_with_customers.py).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -169,6 +170,28 @@ async def test_restriction_and_withdrawn_consent_leave_only_popular_items(
     )
     for who in (restricted, withdrawn):
         assert (await client.get(f"/v1/customers/{who}/recommendations")).json()["personalised"] is True
+
+
+async def test_background_passes_are_counted_and_a_sync_without_customer_api_fails(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await build_model(client)  # a pass of the build worker has run to its end
+    metrics = app.state.metrics.registry
+    assert metrics.get_sample_value("background_job_last_success_timestamp_seconds", _job("recommend-builds"))
+    # The suite's customer-api is unreachable: the scheduled sync pass at start could not read a feed.
+    failed = {**_job("recommend-sync"), "outcome": "failed"}
+    for _ in range(100):  # the pass at start may still be trying
+        if metrics.get_sample_value("background_job_runs_total", failed):
+            break
+        await asyncio.sleep(0.05)
+    assert metrics.get_sample_value("background_job_runs_total", failed)
+    assert metrics.get_sample_value("background_job_last_success_timestamp_seconds", _job("recommend-sync")) is None
+    exposed = (await client.get("/metrics")).text
+    assert 'background_job_runs_total{job="recommend-sync",outcome="failed",service="recommend-api"}' in exposed
+
+
+def _job(name: str) -> dict[str, str]:
+    return {"job": name, "service": "recommend-api"}
 
 
 async def test_sync_status_without_customer_api_reports_the_error(client: httpx.AsyncClient) -> None:

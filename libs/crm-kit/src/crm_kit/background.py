@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import structlog
+
+from crm_kit.observability import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -25,6 +28,38 @@ async def running(jobs: Mapping[str, Coroutine[Any, Any, Any]]) -> AsyncIterator
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def repeat(
+    job: str,
+    step: Callable[[], Awaitable[object]],
+    *,
+    every: float,
+    metrics: Metrics,
+    wake: asyncio.Event | None = None,
+) -> None:
+    """Run `step` for ever: again `every` seconds after each run ends, or as soon as `wake` is set.
+
+    A run fails when it raises (logged as `background_job_failed`, with the job's name) or returns False (it
+    logged and recorded a failure of its own, such as a model build's); the next run goes on either way. Each
+    run is counted by outcome with its duration, and a successful one sets the job's last-success time, so that a
+    job that stopped succeeding (a sync that cannot reach its peer, a sweep on a failing database) shows in the
+    metrics, not only in the logs.
+    """
+    while True:
+        started = time.perf_counter()
+        try:
+            succeeded = await step() is not False
+        except Exception:
+            log.exception("background_job_failed", job=job)
+            succeeded = False
+        metrics.job_ran(job, time.perf_counter() - started, succeeded=succeeded)
+        if wake is None:
+            await asyncio.sleep(every)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), every)
+        wake.clear()
 
 
 @contextlib.asynccontextmanager

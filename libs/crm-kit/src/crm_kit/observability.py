@@ -20,7 +20,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.tracebacks import ExceptionDictTransformer
 
@@ -125,6 +125,25 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.job_runs = Counter(
+            "background_job_runs_total",
+            "Runs of each background job (a pass of a periodic one) by outcome",
+            ["service", "job", "outcome"],
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "background_job_duration_seconds",
+            "Duration of each background job's runs",
+            ["service", "job"],
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.25, 1, 5, 30, 120, 600, 1800),
+        )
+        self.job_last_success = Gauge(
+            "background_job_last_success_timestamp_seconds",
+            "When each background job last ran to its end without an error (Unix time): alert on its age",
+            ["service", "job"],
+            registry=self.registry,
+        )
         self.service = service
         self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
@@ -139,6 +158,13 @@ class Metrics:
             self._series[(method, route, str(status))] = series
         series[0].inc()
         series[1].observe(seconds)
+
+    def job_ran(self, job: str, seconds: float, *, succeeded: bool) -> None:
+        """Count a background job's run, its duration and, if it succeeded, when."""
+        self.job_runs.labels(self.service, job, "succeeded" if succeeded else "failed").inc()
+        self.job_duration.labels(self.service, job).observe(seconds)
+        if succeeded:
+            self.job_last_success.labels(self.service, job).set_to_current_time()
 
 
 class RequestContextMiddleware:

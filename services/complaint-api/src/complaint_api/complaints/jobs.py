@@ -5,7 +5,6 @@ open while a peer is asked."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +25,7 @@ from complaint_api.recovery import service as recovery
 from complaint_api.recovery.jobs import recovery_pass
 from complaint_api.sla.calendar import BusinessCalendar
 from complaint_api.sla.service import flag_breaches
-from crm_kit.background import running
+from crm_kit.background import repeat, running
 from crm_kit.db import Database, skip_locked, utcnow
 from crm_kit.http import PeerClient, PeerUnavailable
 
@@ -91,7 +90,8 @@ async def _complete_pending(
     return done
 
 
-async def sweep_once(app: FastAPI) -> None:
+async def sweep_once(app: FastAPI) -> bool:
+    """One pass of the periodic work; False if a recovery step failed (logged)."""
     database: Database = app.state.database
     async with database.session_scope() as session:
         flagged = await flag_breaches(session, now=utcnow())
@@ -99,24 +99,17 @@ async def sweep_once(app: FastAPI) -> None:
         log.info("sla_breaches_flagged", extra={"complaints": len(flagged)})
     settings: Settings = app.state.settings
     await complete_snapshots(database, app.state.customer_api, app.state.calendar, settings)
-    await recovery_pass(
+    recovered = await recovery_pass(
         database, app.state.customer_api, app.state.recommend_api, offer_items=settings.recovery_offer_items
     )
     while await follow(database, app.state.customer_api, app.state.calendar):
         pass  # catch up with the customer feed, a page per transaction
+    return recovered
 
 
 @contextlib.asynccontextmanager
 async def background_jobs(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-
-    async def loop() -> None:
-        while True:
-            try:
-                await sweep_once(app)
-            except Exception:
-                log.exception("complaint_sweep_failed")
-            await asyncio.sleep(settings.sweep_seconds)
-
-    async with running({"complaint-sweep": loop()}):
+    sweep = repeat("complaint-sweep", lambda: sweep_once(app), every=settings.sweep_seconds, metrics=app.state.metrics)
+    async with running({"complaint-sweep": sweep}):
         yield

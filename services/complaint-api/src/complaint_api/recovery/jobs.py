@@ -222,8 +222,10 @@ async def send_contacts(database: Database, peer: PeerClient, now: dt.datetime) 
 
 async def recovery_pass(
     database: Database, customer_api: PeerClient, recommend_api: PeerClient, *, offer_items: int
-) -> None:
+) -> bool:
+    """Every recovery step in turn, each whatever the one before did; False if one failed (it is logged)."""
     now = utcnow()
+    succeeded = True
     for name, step in (
         ("offers", fill_offers(database, recommend_api, limit=offer_items)),
         ("due_actions", announce_due_actions(database, now)),
@@ -234,3 +236,5 @@ async def recovery_pass(
             await step
         except Exception:
             log.exception("recovery_pass_failed", extra={"step": name})
+            succeeded = False
+    return succeeded

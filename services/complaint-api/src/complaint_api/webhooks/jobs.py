@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from complaint_api.webhooks import service
 from complaint_api.webhooks.destinations import RefusedDestination, check_destination
 from complaint_api.webhooks.service import Claim
-from crm_kit.background import running
+from crm_kit.background import repeat, running
 from crm_kit.db import Database, utcnow
 
 log = structlog.get_logger(__name__)
@@ -148,14 +148,6 @@ async def webhook_delivery(app: FastAPI) -> AsyncIterator[None]:
     """Run the delivery loop for the app's lifetime, with its HTTP client in `app.state.webhook_http`."""
     async with http_client() as http:
         app.state.webhook_http = http
-
-        async def loop() -> None:
-            while True:
-                try:
-                    await deliver_once(app)
-                except Exception:
-                    log.exception("webhook_delivery_failed")
-                await asyncio.sleep(POLL_SECONDS)
-
-        async with running({"webhook-delivery": loop()}):
+        delivery = repeat("webhook-delivery", lambda: deliver_once(app), every=POLL_SECONDS, metrics=app.state.metrics)
+        async with running({"webhook-delivery": delivery}):
             yield

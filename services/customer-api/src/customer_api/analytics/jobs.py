@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from crm_kit.background import holding_claim, running
+from crm_kit.background import holding_claim, repeat, running
 from crm_kit.db import Database, utcnow
 from crm_kit.errors import Conflict, failure_text
 from customer_api.analytics.models import AnalyticsJob
@@ -94,12 +94,13 @@ async def _record(database: Database, *where: ColumnElement[bool], **values: obj
         await session.execute(update(AnalyticsJob).where(*where).values(**values))
 
 
-async def run_one(database: Database, settings: Settings, *, progress: Progress | None = None) -> bool:
-    """Claim and run one queued refresh; False when there was none to claim. `progress` hears each stage once it
-    is recorded. Cancelled (the process is stopping), the refresh is queued again before the cancellation goes on."""
+async def run_one(database: Database, settings: Settings, *, progress: Progress | None = None) -> str | None:
+    """Claim and run one queued refresh; its outcome (`succeeded` or `failed`), None when there was none to claim.
+    `progress` hears each stage once it is recorded. Cancelled (the process is stopping), the refresh is queued
+    again before the cancellation goes on."""
     claim = await _claim(database)
     if claim is None:
-        return False
+        return None
     job = AnalyticsJob.id == claim.id
     mine = (job, AnalyticsJob.status == "running", AnalyticsJob.started_at == claim.started_at)
 
@@ -123,9 +124,9 @@ async def run_one(database: Database, settings: Settings, *, progress: Progress 
         except Exception as exc:
             log.exception("value_refresh_failed")
             await _record(database, job, status="failed", error=failure_text(exc), finished_at=utcnow())
-        else:
-            await _record(database, job, status="succeeded", stats=stats, progress=1.0, finished_at=utcnow())
-    return True
+            return "failed"
+        await _record(database, job, status="succeeded", stats=stats, progress=1.0, finished_at=utcnow())
+    return "succeeded"
 
 
 @contextlib.asynccontextmanager
@@ -136,19 +137,17 @@ async def refresh_worker(app: FastAPI) -> AsyncIterator[None]:
     wake = asyncio.Event()
     app.state.wake_refresh_worker = wake
 
+    async def run_queued() -> bool:
+        succeeded = True
+        while (outcome := await run_one(database, settings)) is not None:
+            succeeded = succeeded and outcome == "succeeded"
+        return succeeded
+
     async def loop() -> None:
         if settings.refresh_on_start:
             async with database.session_scope() as session:
                 await request_refresh(session, as_of=None)
-        while True:
-            try:
-                while await run_one(database, settings):
-                    pass
-            except Exception:
-                log.exception("refresh_worker_error")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), POLL_SECONDS)
-            wake.clear()
+        await repeat("value-refresh", run_queued, every=POLL_SECONDS, metrics=app.state.metrics, wake=wake)
 
     async with running({"value-refresh-worker": loop()}):
         yield

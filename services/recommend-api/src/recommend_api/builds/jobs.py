@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import socket
 
 from fastapi import FastAPI
 
+from crm_kit.background import repeat
 from crm_kit.db import Database
 from recommend_api.builds.current import load_newer
 from recommend_api.builds.service import claim_build, run_build
@@ -32,9 +31,11 @@ async def load_current(app: FastAPI) -> None:
         log.info("model_loaded", extra={"version": newer.version})
 
 
-async def work_once(app: FastAPI) -> None:
+async def work_once(app: FastAPI) -> bool:
+    """Run every queued build, then serve the newest model; False if a build failed (logged and recorded)."""
     settings: Settings = app.state.settings
     database: Database = app.state.database
+    succeeded = True
     while (
         claim := await claim_build(database, builder=BUILDER, stale_seconds=settings.build_stale_seconds)
     ) is not None:
@@ -44,17 +45,14 @@ async def work_once(app: FastAPI) -> None:
             )
         except Exception:
             log.exception("model_build_failed", extra={"version": claim.version})
+            succeeded = False
     await load_current(app)
+    return succeeded
 
 
 async def build_loop(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    wakeup: asyncio.Event = app.state.build_wakeup
-    while True:
-        try:
-            await work_once(app)
-        except Exception:
-            log.exception("model_poll_failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), settings.model_poll_seconds)
-        wakeup.clear()
+    await repeat(
+        "recommend-builds", lambda: work_once(app), every=settings.model_poll_seconds,
+        metrics=app.state.metrics, wake=app.state.build_wakeup,
+    )  # fmt: skip

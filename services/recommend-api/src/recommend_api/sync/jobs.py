@@ -3,11 +3,11 @@ erasure or a merge queues its own, with the feed page that brought it: sync/serv
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import FastAPI
 
+from crm_kit.background import repeat
 from crm_kit.db import Database
 from recommend_api.builds.service import rebuild_due, request_build
 from recommend_api.config import Settings
@@ -37,9 +37,8 @@ async def sync_now(app: FastAPI, *, max_pages: int = 1000) -> SyncResult:
 
 async def sync_loop(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    while True:
-        try:
-            await sync_now(app)
-        except Exception:
-            log.exception("sync_failed")
-        await asyncio.sleep(settings.sync_seconds)
+
+    async def sync_pass() -> bool:
+        return not (await sync_now(app)).unreachable  # failed when customer-api could not be read
+
+    await repeat("recommend-sync", sync_pass, every=settings.sync_seconds, metrics=app.state.metrics)

@@ -38,6 +38,7 @@ class SyncResult:
     erased: set[uuid.UUID] = field(default_factory=set)
     merged: set[uuid.UUID] = field(default_factory=set)  # the absorbed profiles
     more: bool = False  # stopped with entries still waiting: at the page budget, or another replica applies them
+    unreachable: bool = False  # a feed could not be read (its status holds the error)
 
 
 async def _states(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, CustomerState]:
@@ -173,6 +174,7 @@ async def sync_once(database: Database, peer: PeerClient, *, page_size: int, max
             followed = await follow_feed(database, peer, feed=feed, path=path, apply=apply, limit=page_size)
             pages += 1
             if followed is None:
+                result.unreachable = True
                 break  # customer-api could not be read: the status shows why
             if feed == PURCHASE_FEED:
                 result.orders += followed.applied
