@@ -1,5 +1,6 @@
 """Request limits on a real application built by `build_app`, driven over ASGI: the rate per key, and bodies
-refused as they are read (too large, or holding text PostgreSQL cannot store)."""
+refused as they are read (too large, unreadable, or holding text PostgreSQL cannot store), a key's refusal before
+an unreadable body's."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from crm_kit.app import build_app
+from crm_kit.auth import hash_api_key, require
 from crm_kit.limits import RateLimitMiddleware
-from crm_kit.settings import ServiceSettings
+from crm_kit.settings import ApiKeyConfig, ServiceSettings
 
 router = APIRouter()
 JSON = {"content-type": "application/json"}
@@ -35,6 +37,11 @@ async def echo_path(text: str, q: str = "") -> dict[str, str]:
 
 @router.post("/v1/notes")
 async def echo(note: Note) -> Note:
+    return note
+
+
+@router.post("/v1/guarded-notes", dependencies=[require("notes:write")])
+async def guarded_echo(note: Note) -> Note:
     return note
 
 
@@ -176,3 +183,28 @@ async def test_a_body_beyond_what_the_parser_reads_is_a_422(
         refused = await client.post("/v1/notes", content=body, headers=JSON)
         assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
         assert refused.json()["errors"] == [{"field": "body", "message": message, "type": kind}]
+
+
+@pytest.mark.parametrize("body", [b'{"text": ', b'{"text": "caf\xe9"}', b"[" * 100_000 + b"]" * 100_000])
+async def test_an_unreadable_body_is_refused_after_the_key(tmp_path: Path, body: bytes) -> None:
+    """FastAPI reads the body before the key check runs: without it, these were 422s whatever the key."""
+    keys = [
+        ApiKeyConfig(name="writer", sha256=hash_api_key("writer-key-0001"), scopes=["notes:write"]),
+        ApiKeyConfig(name="reader", sha256=hash_api_key("reader-key-0001"), scopes=["notes:read"]),
+    ]
+    async with _client(tmp_path, api_keys=keys, dev_api_key=None) as client:
+
+        async def sent(key: str | None) -> httpx.Response:
+            return await client.post(
+                "/v1/guarded-notes", content=body, headers={**JSON, **({"Authorization": key} if key else {})}
+            )
+
+        assert (await sent(None)).status_code == 401
+        assert (await sent("Bearer no-such-key")).status_code == 401
+        assert (await sent("Basic d3JpdGVyOmtleQ==")).status_code == 401
+        forbidden = await sent("Bearer reader-key-0001")
+        assert forbidden.status_code == 403 and forbidden.headers["content-type"] == "application/problem+json"
+        assert (await sent("bearer writer-key-0001")).status_code == 422
+        # A body read and found invalid was already refused after the key: the key check is a dependency.
+        unread = await client.post("/v1/guarded-notes", json={"text": 1})
+        assert unread.status_code == 401

@@ -16,6 +16,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -193,6 +195,9 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    unread = any(err.get("type") in _BODY_UNREAD and err.get("loc", ())[:1] == ("body",) for err in exc.errors())
+    if unread and (refusal := await _key_refusal(request)) is not None:
+        return await _on_problem(request, refusal)
     errors = []
     for err in exc.errors():
         message = str(err.get("msg", "invalid"))
@@ -210,6 +215,33 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
         errors=errors,
     )
 
+
+async def _key_refusal(request: Request) -> ProblemError | None:
+    """The 401 or 403 the route's key check gives this request, if any.
+
+    FastAPI reads a JSON body before any dependency runs, so a body it cannot read would be answered 422 before the
+    key is looked at: a caller without a key, or without the route's scope, would be told about a body it may not
+    send. For those requests the route's own check (a `require(scope)` dependency, found by its `required_scope`)
+    runs first, here, on the Authorization header as the bearer scheme reads it.
+    """
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    pending = list(dependant.dependencies) if dependant is not None else []
+    while pending:
+        dependency = pending.pop()
+        if getattr(dependency.call, "required_scope", None) is None:
+            pending.extend(dependency.dependencies)
+            continue
+        scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+        credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if scheme and token else None
+        try:
+            await dependency.call(request, credentials)
+        except ProblemError as refusal:
+            return refusal
+    return None
+
+
+#: The errors of a JSON body that could not be read at all (as opposed to one read and found invalid).
+_BODY_UNREAD = frozenset({"json_invalid", "json_too_deep", "json_number_too_long"})
 
 #: Why FastAPI could not read a JSON body, which it answers with a bare 400 ("There was an error parsing the body")
 #: while malformed JSON is a 422: the same mistake, so these get the 422 that names the body (error type, message;
