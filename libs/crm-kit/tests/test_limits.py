@@ -56,8 +56,14 @@ def _client(tmp_path: Path, **limits: object) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
+KEYS = [
+    ApiKeyConfig(name="one", sha256=hash_api_key("key-one"), scopes=["notes:read"]),
+    ApiKeyConfig(name="two", sha256=hash_api_key("key-two"), scopes=["notes:read"]),
+]
+
+
 async def test_a_key_over_its_rate_gets_429_with_retry_after_and_others_are_unaffected(tmp_path: Path) -> None:
-    async with _client(tmp_path, rate_limit_per_minute=60, rate_limit_burst=3) as client:
+    async with _client(tmp_path, rate_limit_per_minute=60, rate_limit_burst=3, api_keys=KEYS) as client:
         first = {"Authorization": "Bearer key-one"}
         statuses = [(await client.get("/v1/ping", headers=first)).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
@@ -70,12 +76,27 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after_and_others_are_unaf
 
 
 async def test_a_key_is_one_bucket_however_its_scheme_is_written(tmp_path: Path) -> None:
-    async with _client(tmp_path, rate_limit_per_minute=60, rate_limit_burst=2) as client:
+    async with _client(tmp_path, rate_limit_per_minute=60, rate_limit_burst=2, api_keys=KEYS) as client:
         statuses = [
             (await client.get("/v1/ping", headers={"Authorization": f"{scheme} key-one"})).status_code
             for scheme in ("Bearer", "bearer", "BEARER", "bEaReR")
         ]
         assert statuses == [200, 200, 429, 429]
+
+
+async def test_made_up_keys_share_the_bucket_of_callers_without_a_key(tmp_path: Path) -> None:
+    """A token that is no key is a call without one, counted against the caller's address: a new made-up token per
+    request does not get a fresh bucket each time. The valid keys keep their own buckets."""
+    async with _client(tmp_path, rate_limit_per_minute=60, rate_limit_burst=3, api_keys=KEYS) as client:
+        made_up = [
+            (await client.get("/v1/ping", headers={"Authorization": f"Bearer made-up-{n}"})).status_code
+            for n in range(3)
+        ]
+        assert made_up == [200, 200, 200]
+        assert (await client.get("/v1/ping", headers={"Authorization": "Bearer made-up-3"})).status_code == 429
+        assert (await client.get("/v1/ping", headers={"Authorization": "Basic bWFkZTp1cA=="})).status_code == 429
+        assert (await client.get("/v1/ping")).status_code == 429
+        assert (await client.get("/v1/ping", headers={"Authorization": "Bearer key-one"})).status_code == 200
 
 
 async def test_no_limit_unless_configured(tmp_path: Path) -> None:

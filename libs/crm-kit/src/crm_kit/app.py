@@ -154,7 +154,10 @@ def build_app(
     if settings.rate_limit_per_minute > 0:
         # Added first, so it runs inside the request context: a refused call is logged and counted too.
         app.add_middleware(
-            RateLimitMiddleware, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+            RateLimitMiddleware,
+            per_minute=settings.rate_limit_per_minute,
+            burst=settings.rate_limit_burst,
+            keyring=app.state.keyring,
         )
     app.add_middleware(
         RequestContextMiddleware,

@@ -1,4 +1,4 @@
-"""Per-key rate limiting: a token bucket per API key (per client address for calls without one).
+"""Per-key rate limiting: a token bucket per API key (per client address for calls without a valid one).
 
 Each key may make `per_minute` requests a minute on average, with bursts up to `burst`; beyond that the
 answer is `429` with `Retry-After` (whole seconds until a request would be admitted) in problem+json.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from crm_kit.auth import KeyRing
 from crm_kit.errors import PROBLEM_BASE
 
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -29,21 +30,31 @@ class Bucket:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, per_minute: float, burst: int) -> None:
+    def __init__(self, app: ASGIApp, *, per_minute: float, burst: int, keyring: KeyRing | None = None) -> None:
         self.app = app
         self.rate = per_minute / 60.0
         self.burst = float(max(1, burst))
         self.buckets: dict[bytes, Bucket] = {}
+        # Which keys are valid: only those get a bucket of their own (without a keyring, none does).
+        self.keyring = keyring
 
     def _caller(self, scope: Scope) -> bytes:
         for name, value in scope["headers"]:
             if name == b"authorization":
-                # One bucket per key however the scheme is written (auth takes "bearer" in any case). The key itself
-                # is never kept in memory longer than the request: only a digest of it.
-                scheme, _, token = value.partition(b" ")
-                return hashlib.blake2b(token.strip() if scheme.lower() == b"bearer" else value, digest_size=16).digest()
+                # Read as auth reads it (the first header, "bearer" in any case, the token stripped). Only a valid key
+                # has a bucket of its own: an invalid one is a call without a key, counted against its address, or a
+                # made-up token per request would get a fresh bucket each time. The key itself is never kept in
+                # memory longer than the request here: only a digest of it.
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                token = token.strip()
+                if scheme.lower() == "bearer" and token and self._valid(token):
+                    return hashlib.blake2b(token.encode("latin-1"), digest_size=16).digest()
+                break
         client = scope.get("client")
         return b"addr:" + (client[0].encode() if client else b"unknown")
+
+    def _valid(self, token: str) -> bool:
+        return self.keyring is not None and self.keyring.authenticate(token) is not None
 
     def _admit(self, caller: bytes, now: float) -> float:
         """0 when admitted, else the seconds until a token is available."""
