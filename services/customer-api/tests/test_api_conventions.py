@@ -96,6 +96,10 @@ async def test_bad_query_and_path_parameters(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/v1/customers", params={"limit": 100000}), 422)
     assert_problem(await client.get("/v1/customers", params={"q": "x" * 101}), 422)
     assert_problem(await client.get("/v1/customers", params={"consent": "spam"}), 422)
+    # A tier that does not exist is named, as a type or a consent purpose is, not answered with an empty list.
+    for path in ("/v1/customers", "/v1/analytics/churn-risk"):
+        problem = assert_problem(await client.get(path, params={"tier": "Gold"}), 422)
+        assert problem["errors"][0]["field"] == "query.tier", path
     missing = assert_problem(await client.get("/v1/customers/01234567-89ab-7def-8123-456789abcdef"), 404)
     assert missing["instance"] == "/v1/customers/01234567-89ab-7def-8123-456789abcdef"
     assert_problem(await client.get("/v1/nothing-here"), 404)

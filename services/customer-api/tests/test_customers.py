@@ -141,6 +141,23 @@ async def test_search_filters_and_pages(client: httpx.AsyncClient) -> None:
     assert sorted(seen) == [f"陈静{i}" for i in range(5)] and len(seen) == 5
 
 
+async def test_a_name_in_latin_letters_is_found_in_any_case_on_every_backend(client: httpx.AsyncClient) -> None:
+    supplier = await create_customer(client, name="Carrefour Shanghai 100%", type="supplier")
+    for q in ("carrefour", "CARREFOUR", "shanghai 100%", "Carrefour"):
+        found = (await client.get("/v1/customers", params={"q": q})).json()["items"]
+        assert [c["id"] for c in found] == [supplier["id"]], q
+    assert (await client.get("/v1/customers", params={"q": "carrefour_"})).json()["items"] == []
+
+
+async def test_an_email_is_found_in_every_spelling_that_registers_as_it(client: httpx.AsyncClient) -> None:
+    buyer = await create_customer(client, email="Li.Na@Bücher.de")
+    assert buyer["email"] == "li.na@bücher.de"
+    for q in ("li.na@xn--bcher-kva.de", "LI.NA@BÜCHER.DE", " li.na@bücher.de"):
+        assert (await client.post("/v1/customers", json={"name": "李娜", "email": q})).status_code == 409, q
+        found = (await client.get("/v1/customers", params={"q": q})).json()["items"]
+        assert [c["id"] for c in found] == [buyer["id"]], q
+
+
 async def test_patch_with_if_match(client: httpx.AsyncClient) -> None:
     created = await create_customer(client)
     url = f"/v1/customers/{created['id']}"
@@ -287,6 +304,30 @@ async def test_merge_moves_history_and_leaves_a_tombstone(client: httpx.AsyncCli
     erase = await client.delete(f"/v1/customers/{duplicate['id']}", follow_redirects=True)
     assert erase.status_code == 409 and erase.json()["merged_into"] == target["id"]
     assert (await client.get(f"/v1/customers/{target['id']}")).status_code == 200
+
+
+async def test_reads_under_a_merged_id_redirect_to_the_same_resource_of_the_survivor(
+    client: httpx.AsyncClient,
+) -> None:
+    target = await create_customer(client, name="周敏")
+    duplicate = await create_customer(client, name="周敏(重复)")
+    await client.post("/v1/purchases", json=order(duplicate["id"], order_id="R-1"))
+    note = await client.post(f"/v1/customers/{duplicate['id']}/interactions", json={"kind": "note", "note": "常买酸奶"})
+    assert (await client.post(f"/v1/customers/{duplicate['id']}/merge", json={"target_id": target["id"]})).is_success
+    old, new = f"/v1/customers/{duplicate['id']}", f"/v1/customers/{target['id']}"
+    for suffix in ("/purchases?limit=5", "/interactions", f"/interactions/{note.json()['id']}", "/value", "/export"):
+        moved = await client.get(old + suffix)
+        assert moved.status_code == 308 and moved.headers["location"] == new + suffix, suffix
+        assert moved.json()["merged_into"] == target["id"]
+    purchases = await client.get(old + "/purchases", follow_redirects=True)
+    assert [p["order_id"] for p in purchases.json()["items"]] == ["R-1"]
+    notes = await client.get(f"/v1/customers/{duplicate['id'].upper()}/interactions", follow_redirects=True)
+    assert [n["note"] for n in notes.json()["items"]] == ["常买酸奶"]
+    # A write is led to the surviving profile itself: repeated at its /merge, a merge would fold the survivor away.
+    other = await create_customer(client, name="周敏(另一个)")
+    again = await client.post(f"{old}/merge", json={"target_id": other["id"]})
+    assert again.status_code == 308 and again.headers["location"] == new
+    assert (await client.patch(old, json={"tags": ["x"]})).headers["location"] == new
 
 
 async def test_a_signup_retried_after_its_profile_was_merged_or_erased_creates_nothing(

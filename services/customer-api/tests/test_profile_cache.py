@@ -201,3 +201,31 @@ async def test_a_write_forgets_what_it_changed_before_its_answer_leaves() -> Non
     ):
         await layer({"type": "http", "method": method, "path": path, "headers": []}, receive, send)
     assert cached_when_answered == [(False, 2), (False, 2), (False, 0)]
+
+
+async def test_a_write_to_the_id_in_another_spelling_forgets_that_profile() -> None:
+    """The route takes an id upper case or without hyphens; a PATCH or an erasure so addressed still forgets the
+    profile before its answer leaves, or the writer's next read (or the next after an erasure) is the old one."""
+    cache = ProfileCache(capacity=10)
+    cache.set_live(True)
+    ids = [uuid.uuid4() for _ in range(3)]
+
+    async def writer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    layer = ProfileReads(writer, cache=cache, scope="customers:read", pii_scope="customers:pii")
+    for method, spelling in (("PATCH", str(ids[0]).upper()), ("DELETE", ids[1].hex)):
+        for customer_id in ids:
+            cache.store(customer_id, cache.epoch, _rendering("x"))
+        await layer(
+            {"type": "http", "method": method, "path": f"/v1/customers/{spelling}", "headers": []}, receive, send
+        )
+        changed = ids[0] if method == "PATCH" else ids[1]
+        assert str(changed) not in cache and len(cache) == 2, method

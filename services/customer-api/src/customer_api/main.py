@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 
 from crm_kit.app import build_app
@@ -38,8 +40,27 @@ async def _moved(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"id": str(exc.customer_id), "status": "merged", "merged_into": str(exc.merged_into)},
         status_code=308,
-        headers={"Location": f"/v1/customers/{exc.merged_into}"},
+        headers={"Location": _survivor_location(request, exc)},
     )
+
+
+def _survivor_location(request: Request, moved: CustomerMoved) -> str:
+    """The same resource of the surviving profile: a read of a merged id's purchases, contact history, value or
+    export leads to the survivor's, not to its profile. Writes (a PATCH, a merge) lead to the surviving profile:
+    repeated there, a merge would fold the survivor, a whole other profile, into the target."""
+    profile = f"/v1/customers/{moved.merged_into}"
+    route = request.scope.get("route")
+    if request.method not in ("GET", "HEAD") or not isinstance(route, APIRoute):
+        return profile
+    params = dict(request.path_params)
+    try:
+        named = uuid.UUID(params.get("customer_id", ""))
+    except ValueError:
+        return profile
+    if named != moved.customer_id:
+        return profile
+    location = route.path_format.format(**{**params, "customer_id": moved.merged_into})
+    return f"{location}?{request.url.query}" if request.url.query else location
 
 
 @asynccontextmanager

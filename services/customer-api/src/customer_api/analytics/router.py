@@ -28,6 +28,7 @@ from customer_api.analytics.schemas import (
 )
 from customer_api.config import Settings
 from customer_api.customers.models import Customer
+from customer_api.customers.schemas import Tier
 from customer_api.customers.service import get_customer
 
 router = APIRouter(tags=["analytics"])
@@ -123,7 +124,7 @@ async def churn_risk(
     session: SessionDep,
     principal: AnalyticsReader,
     page: Annotated[PageParams, Depends()],
-    tier: Annotated[str | None, Query(max_length=16)] = None,
+    tier: Tier | None = None,
     owner_id: Annotated[str | None, Query(max_length=64)] = None,
     segment: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:

@@ -169,12 +169,17 @@ class ProfileReads:
         if not path.startswith(PREFIX):
             return send
         head, _, rest = path[len(PREFIX) :].partition("/")
-        single = len(head) == ID_LENGTH and rest != "merge"  # a merge or a reassignment touches several
+        # One profile, by its id as the cache keys it (the route also takes it upper case, without hyphens or in
+        # braces); a merge or a reassignment touches several.
+        try:
+            single = str(uuid.UUID(head)) if rest != "merge" else None
+        except ValueError:
+            single = None
 
         async def send_forgetting(message: Message) -> None:
             if message["type"] == "http.response.start":
-                if single:
-                    self.cache.forget(head)
+                if single is not None:
+                    self.cache.forget(single)
                 else:
                     self.cache.forget_all()
             await send(message)

@@ -30,6 +30,7 @@ from customer_api.customers.schemas import (
     Purpose,
     ReassignRequest,
     ReassignResult,
+    Tier,
     customer_read,
 )
 
@@ -145,7 +146,7 @@ async def search_customers(
     region: Region,
     q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     type: CustomerType | None = None,
-    tier: Annotated[str | None, Query(max_length=16)] = None,
+    tier: Tier | None = None,
     segment: Annotated[str | None, Query(max_length=32)] = None,
     tag: Annotated[str | None, Query(max_length=32)] = None,
     owner_id: Annotated[str | None, Query(max_length=64)] = None,

@@ -487,9 +487,13 @@ def search_query(
 ) -> Select[Customer]:
     query = select(Customer).where(Customer.status == "active")
     if q:
-        conditions = [Customer.name.contains(q, autoescape=True), Customer.card_number == q.upper()]
+        # Case-insensitive on both databases (SQLite's LIKE already is for ASCII, PostgreSQL's is not): a name in
+        # Latin letters (Wang Fang, Carrefour) is found however it is typed.
+        conditions = [Customer.name.icontains(q, autoescape=True), Customer.card_number == q.upper()]
         if "@" in q:
-            conditions.append(Customer.email == q.lower())
+            # As stored: an address in any spelling that registers as this one (case, an IDNA domain) finds it.
+            with contextlib.suppress(Unprocessable):
+                conditions.append(Customer.email == normalize_email(q.strip()))
         with contextlib.suppress(Unprocessable):
             conditions.append(Customer.phone == normalize_phone(q, region))
         query = query.where(or_(*conditions))
