@@ -197,6 +197,35 @@ def test_the_customer_feed_raises_priority_repoints_merges_and_anonymises_erasur
     assert erased["satisfaction"]["score"] == 4 and erased["satisfaction"]["comment"] is None
 
 
+def test_a_callback_left_by_phone_alone_is_its_customers_in_her_export_and_her_erasure(
+    customers: httpx.Client, complaints: httpx.Client
+) -> None:
+    phone = _phone()
+    customer = customers.post("/v1/customers", json={"name": "只留电话", "phone": phone}).json()
+    assert customers.patch(f"/v1/customers/{customer['id']}", json={"tier": "gold"}).status_code == 200
+    # Another profile whose name holds the number (a `q` search would find it too): not hers.
+    customers.post("/v1/customers", json={"name": f"+86{phone} 的邻居", "phone": _phone()})
+    typed = f"{phone[:3]} {phone[3:7]} {phone[7:]}"
+    taken = complaints.post("/v1/callbacks", json={"phone": typed, "topic": "会员卡补办"})
+    assert taken.status_code == 201, taken.text
+    callback = taken.json()
+    assert (callback["customer_id"], callback["name"], callback["priority"], callback["snapshot_status"]) == (
+        customer["id"], None, "high", "ok"
+    )  # fmt: skip
+    nobody = complaints.post("/v1/callbacks", json={"phone": _phone(), "topic": "咨询"}).json()
+    assert (nobody["customer_id"], nobody["snapshot_status"]) == (None, "no_customer")
+    exported = complaints.get(f"/v1/customers/{customer['id']}/export").json()
+    assert [c["id"] for c in exported["callbacks"]] == [callback["id"]]
+
+    assert customers.delete(f"/v1/customers/{customer['id']}").status_code == 204
+    erased = _until(
+        lambda: (c := complaints.get(f"/v1/callbacks/{callback['id']}").json())["status"] == "completed" and c,
+        "the erasure reached the callback",
+    )
+    assert (erased["outcome"], erased["name"], erased["phone"]) == ("erased", None, None)
+    assert phone not in complaints.get(f"/v1/customers/{customer['id']}/export").text
+
+
 def test_a_duplicate_merged_into_a_gold_customer_brings_its_open_complaint_up_to_high(
     customers: httpx.Client, complaints: httpx.Client
 ) -> None:

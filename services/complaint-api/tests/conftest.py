@@ -13,6 +13,7 @@ from crm_kit.testing import service_fixtures
 KEYS = {
     "agent": ("agent-key-0001", ["complaints:read", "complaints:write", "kb:read"]),
     "reader": ("reader-key-0001", ["complaints:read", "kb:read"]),
+    "dialler": ("dialler-key-0001", ["complaints:read", "complaints:write", "customers:pii"]),
     "kb-editor": ("kb-editor-key-0001", ["kb:read", "kb:write"]),
 }
 

@@ -36,21 +36,30 @@ SAID = {
 
 
 @pytest.fixture
-async def customer_api(app: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
-    """customer-api as intake meets it: every customer is a gold individual called NAME; nothing else is found."""
+async def customer_api(app: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, str]]:
+    """customer-api as intake meets it: every customer is a gold individual called NAME; the search by phone finds
+    the customers of the phones (E.164) the test puts in the dict yielded; nothing else is found."""
+    phones: dict[str, str] = {}
+
+    def profile(customer_id: str, phone: str | None = None) -> dict[str, Any]:
+        masked = phone and phone[:-8] + "****" + phone[-4:]  # as for a key without customers:pii
+        return {"id": customer_id, "name": NAME, "tier": "gold", "type": "individual", "phone": masked,
+                "pii_masked": True, "created_at": "2025-03-01T08:00:00Z"}  # fmt: skip
 
     def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/v1/customers":
+            phone = request.url.params["phone"]
+            found = [profile(phones[phone], phone)] if phone in phones else []
+            return httpx.Response(200, json={"items": found, "next_cursor": None})
         customer_id = request.url.path.removeprefix("/v1/customers/")
         if request.method != "GET" or "/" in customer_id:
             return httpx.Response(404, json={"status": 404})
-        profile = {"id": customer_id, "name": NAME, "tier": "gold", "type": "individual",
-                   "created_at": "2025-03-01T08:00:00Z"}  # fmt: skip
-        return httpx.Response(200, json=profile)
+        return httpx.Response(200, json=profile(customer_id))
 
     config = PeerConfig(base_url="http://customer-api.test", retries=0)
     async with PeerClient("customer-api", config, transport=httpx.MockTransport(answer)) as peer:
         monkeypatch.setitem(app.state._state, "customer_api", peer)  # app.state keeps its values in _state
-        yield
+        yield phones
 
 
 async def export(client: httpx.AsyncClient, customer_id: str) -> dict[str, Any]:
@@ -114,7 +123,7 @@ async def file_of(client: httpx.AsyncClient, customer_id: str) -> dict[str, Any]
 
 
 async def test_the_export_holds_every_piece_of_the_customer_and_nothing_of_others(
-    client: httpx.AsyncClient, app: Any, customer_api: None
+    client: httpx.AsyncClient, app: Any, customer_api: dict[str, str]
 ) -> None:
     customer, other = str(uuid.uuid4()), str(uuid.uuid4())
     theirs = await take(client, customer_id=other, subject="别人的投诉", description="另一位顾客说的话")
@@ -178,7 +187,7 @@ async def test_an_id_complaint_api_holds_nothing_about_gets_an_empty_document(cl
 
 
 async def test_the_export_needs_the_scope_customer_api_asks_for_its_own(
-    client: httpx.AsyncClient, customer_api: None
+    client: httpx.AsyncClient, customer_api: dict[str, str]
 ) -> None:
     customer = str(uuid.uuid4())
     await take(client, customer_id=customer)
@@ -191,7 +200,7 @@ async def test_the_export_needs_the_scope_customer_api_asks_for_its_own(
 
 
 async def test_a_survivor_exports_what_was_held_under_the_ids_merged_into_it(
-    client: httpx.AsyncClient, app: Any, customer_api: None
+    client: httpx.AsyncClient, app: Any, customer_api: dict[str, str]
 ) -> None:
     duplicate, survivor = str(uuid.uuid4()), str(uuid.uuid4())
     complaint = await take(client, customer_id=duplicate, subject=SAID["subject"])
@@ -209,7 +218,7 @@ async def test_a_survivor_exports_what_was_held_under_the_ids_merged_into_it(
 
 
 async def test_after_erasure_the_export_shows_the_anonymised_remains_without_personal_text(
-    client: httpx.AsyncClient, app: Any, customer_api: None
+    client: httpx.AsyncClient, app: Any, customer_api: dict[str, str]
 ) -> None:
     customer = str(uuid.uuid4())
     complaint = await file_of(client, customer)
@@ -232,3 +241,28 @@ async def test_after_erasure_the_export_shows_the_anonymised_remains_without_per
     assert first["status"] == "closed" and all(e["note"] is None for e in first["timeline"])
     assert all((c["name"], c["phone"], c["note"], c["topic"]) == (None, None, None, ERASED)
                for c in document["callbacks"])  # fmt: skip
+
+
+async def test_a_callback_left_by_phone_alone_is_in_the_export_of_the_customer_with_that_number(
+    client: httpx.AsyncClient, app: Any, customer_api: dict[str, str]
+) -> None:
+    customer = str(uuid.uuid4())
+    customer_api["+8613987654321"] = customer
+    await take(client, customer_id=customer, subject=SAID["subject"])
+    by_phone = {"name": SAID["caller"], "phone": "139 8765 4321", "topic": SAID["topic"]}
+    callback = await ok(await client.post("/v1/callbacks", json=by_phone))
+    assert callback["customer_id"] == customer
+    stranger = {"name": "路人", "phone": "139 0000 2222", "topic": "别人的回电"}
+    assert (await ok(await client.post("/v1/callbacks", json=stranger)))["customer_id"] is None
+
+    document = await export(client, customer)
+    assert [c["id"] for c in document["callbacks"]] == [callback["id"]]
+    text = json.dumps(document, ensure_ascii=False)
+    assert all(said in text for said in (SAID["caller"], SAID["topic"], "+8613987654321")) and "别人" not in text
+
+    async with app.state.database.session_scope() as session:
+        await apply_events(session, [{"type": "erased", "customer_id": customer}], app.state.calendar)
+    remains = await export(client, customer)
+    assert remains["counts"]["callbacks"] == 1
+    text = json.dumps(remains, ensure_ascii=False)
+    assert all(said not in text for said in (SAID["caller"], SAID["topic"], "+8613987654321"))

@@ -158,6 +158,20 @@ async def test_an_email_is_found_in_every_spelling_that_registers_as_it(client: 
         assert [c["id"] for c in found] == [buyer["id"]], q
 
 
+async def test_the_phone_filter_finds_that_number_only(client: httpx.AsyncClient) -> None:
+    """A peer asking whose number a caller left (complaint-api's callbacks) must not get a profile whose name or
+    card merely holds the digits, as `q` would."""
+    owner = await create_customer(client, name="王芳", phone="13812345678")
+    await create_customer(client, name="客户13812345678", card_number="13812345678")
+    reader = auth("reader")  # customers:read only: phones come masked, the filter still works
+    for spelled in ("13812345678", "+86 138-1234-5678", "008613812345678"):
+        found = (await client.get("/v1/customers", params={"phone": spelled}, headers=reader)).json()["items"]
+        assert [c["id"] for c in found] == [owner["id"]], spelled
+    assert (await client.get("/v1/customers", params={"phone": "13912345678"})).json()["items"] == []
+    refused = await client.get("/v1/customers", params={"phone": "not-a-number"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "query.phone", refused.text
+
+
 async def test_patch_with_if_match(client: httpx.AsyncClient) -> None:
     created = await create_customer(client)
     url = f"/v1/customers/{created['id']}"

@@ -16,3 +16,10 @@ def normalize_phone(raw: str, region: str) -> str:
     if not phonenumbers.is_valid_number(number):
         raise Unprocessable("'phone' is not a valid phone number", field="phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """A stored phone as a caller without the `customers:pii` scope sees it: `+86138****5678`."""
+    if not phone:
+        return phone
+    return phone[:-8] + "****" + phone[-4:] if len(phone) > 8 else "****"

@@ -19,7 +19,9 @@ class Callback(Base):
     customer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     name: Mapped[str | None] = mapped_column(String(100))
     # Whether customer-api has told us who the customer is: `pending` until it answers (it may be down when the
-    # callback is asked for), then `ok` or `unknown_customer`; null when there is no customer to ask about.
+    # callback is asked for), then `ok` or `unknown_customer`; for a phone left alone, `ok` once it is linked to
+    # the live profile with that number, or `no_customer` when none has it. Null on phone-only callbacks taken
+    # before phones were looked up.
     snapshot_status: Mapped[str | None] = mapped_column(String(16), index=True)
     phone: Mapped[str | None] = mapped_column(String(20))
     topic: Mapped[str] = mapped_column(String(200))

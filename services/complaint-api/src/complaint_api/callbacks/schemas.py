@@ -54,14 +54,16 @@ class CallbackRead(ResponseModel):
     id: uuid.UUID
     customer_id: uuid.UUID | None
     name: str | None
-    phone: str | None
+    phone: str | None = Field(description="Masked (`+86139****5678`) unless the key has `customers:pii`")
     topic: str
     channel: str
     complaint_id: uuid.UUID | None
     priority: str
-    snapshot_status: Literal["pending", "ok", "unknown_customer"] | None = Field(
-        description="`pending` while customer-api could not be asked about the customer yet (name and priority are "
-        "filled in once it answers); null without a customer"
+    snapshot_status: Literal["pending", "ok", "unknown_customer", "no_customer"] | None = Field(
+        description="`pending` while customer-api could not be asked about the customer yet (the customer of a "
+        "phone left alone, their name and priority are filled in once it answers); `no_customer` when no live "
+        "profile has the phone left alone: the caller is anonymous; null for such a callback taken before phones "
+        "were looked up"
     )
     preferred_at: dt.datetime | None
     due_at: dt.datetime
@@ -73,6 +75,7 @@ class CallbackRead(ResponseModel):
     completed_at: dt.datetime | None
     version: int
     created_at: dt.datetime
+    pii_masked: bool = Field(False, description="True when `phone` is masked: the key lacks `customers:pii`")
 
     model_config = {
         "json_schema_extra": {
@@ -86,7 +89,7 @@ class CallbackRead(ResponseModel):
                     "channel": "web",
                     "complaint_id": None,
                     "priority": "normal",
-                    "snapshot_status": None,
+                    "snapshot_status": "no_customer",
                     "preferred_at": None,
                     "due_at": "2026-11-23T03:30:00Z",
                     "status": "pending",

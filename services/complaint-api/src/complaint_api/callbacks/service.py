@@ -1,9 +1,11 @@
 """Callback rules: who calls back whom by when, in which order, and what happens when nobody answers.
 
 A callback is due within the configured business minutes (or at the preferred time, if later); a gold
-customer's request is high priority. When customer-api cannot be asked, the callback is kept with its snapshot
-pending, and the customer's name and tier are filled in once it answers. The queue is pending callbacks by due
-time. An unanswered call is retried after the same interval until the attempts run out.
+customer's request is high priority. A callback left by phone alone is the customer's whose live profile has
+that number, so their erasure and their export reach it. When customer-api cannot be asked, the callback is kept
+with its snapshot pending, and the customer (for a phone alone), their name and tier are filled in once it
+answers. The queue is pending callbacks by due time. An unanswered call is retried after the same interval until
+the attempts run out.
 """
 
 from __future__ import annotations
@@ -18,28 +20,57 @@ from uuid_utils.compat import uuid7
 
 from complaint_api.callbacks.models import Callback
 from complaint_api.callbacks.schemas import CallbackCreate
-from complaint_api.clients.customer_api import CustomerSnapshot
+from complaint_api.clients.customer_api import CustomerSnapshot, find_customer_by_phone
 from complaint_api.complaints.models import Complaint
-from complaint_api.complaints.service import PRIORITIES, priority_for
+from complaint_api.complaints.service import PRIORITIES, ask_at_intake, priority_for
 from complaint_api.sla.calendar import BusinessCalendar
 from crm_kit.concurrency import check_version
 from crm_kit.db import utcnow
 from crm_kit.errors import Conflict, NotFound, Unprocessable
+from crm_kit.http import PeerClient, PeerUnavailable
 from crm_kit.phones import normalize_phone
+
+PHONE_REGION = "CN"
+
+
+def caller_phone(data: CallbackCreate) -> str | None:
+    """The number to ask customer-api about: a phone left alone, with neither a customer nor a complaint (which
+    names the customer itself); None when there is none to ask about, or it is no phone number (refused later)."""
+    if data.phone is None or data.customer_id is not None or data.complaint_id is not None:
+        return None
+    try:
+        return normalize_phone(data.phone, PHONE_REGION)
+    except Unprocessable:
+        return None
+
+
+async def lookup_caller(peer: PeerClient, phone: str, *, within: float) -> tuple[str, CustomerSnapshot | None]:
+    """Whose number `phone` is: ("ok", snapshot) of the live profile that has it, ("no_customer", None) when none
+    has, or ("pending", None) when customer-api is down or slow (the snapshot pass asks again)."""
+    try:
+        snapshot = await ask_at_intake(peer, find_customer_by_phone(peer, phone), within=within)
+    except PeerUnavailable:
+        return "pending", None
+    return ("ok", snapshot) if snapshot is not None else ("no_customer", None)
 
 
 async def request_callback(
     session: AsyncSession,
     *,
     data: CallbackCreate,
-    snapshot: CustomerSnapshot | None,
+    lookup: tuple[str | None, CustomerSnapshot | None],
     calendar: BusinessCalendar,
     within: dt.timedelta,
 ) -> Callback:
+    """Take a callback request. `lookup` is what customer-api said about its customer (`data.customer_id`, or
+    whoever has the phone left alone): the snapshot status, and the snapshot when it knew them; (None, None)
+    when nobody was asked. An unknown customer id is refused before."""
+    snapshot_status, snapshot = lookup
     customer_id = snapshot.customer_id if snapshot else data.customer_id
-    tier, name = (snapshot.tier, snapshot.name) if snapshot else (None, None)
-    # No snapshot of a customer means customer-api could not be asked (an unknown one is refused before).
-    snapshot_status = "ok" if snapshot else "pending" if customer_id else None
+    tier = snapshot.tier if snapshot else None
+    # The profile's name is filled in for a customer named by id, never for a number: a key that may take
+    # callbacks would otherwise learn whose number any phone is.
+    name = snapshot.name if snapshot and data.customer_id is not None else None
     if data.complaint_id is not None:
         complaint = await session.get(Complaint, data.complaint_id)
         if complaint is None:
@@ -63,7 +94,7 @@ async def request_callback(
         customer_id=customer_id,
         name=data.name or name,
         snapshot_status=snapshot_status,
-        phone=normalize_phone(data.phone, "CN") if data.phone else None,
+        phone=normalize_phone(data.phone, PHONE_REGION) if data.phone else None,
         topic=data.topic,
         channel=data.channel,
         complaint_id=data.complaint_id,
@@ -86,15 +117,17 @@ def _priority(tier: str | None) -> str:
 
 
 def apply_snapshot(callback: Callback, snapshot: CustomerSnapshot | None) -> None:
-    """Fill in what customer-api says about the customer, as a request does when it can ask at once: their name
-    when the caller gave none, and the priority their tier earns. The due time stays: it follows the clock and
-    the preferred time, not the tier."""
+    """Fill in what customer-api says about the customer, as a request does when it can ask at once: who they are
+    (for a phone left alone), their name when the caller gave none (named by id only, as at intake), and the
+    priority their tier earns. The due time stays: it follows the clock and the preferred time, not the tier."""
     if snapshot is None:
-        callback.snapshot_status = "unknown_customer"
+        # An id customer-api does not know, or a number no live profile has: the caller stays anonymous.
+        callback.snapshot_status = "unknown_customer" if callback.customer_id is not None else "no_customer"
         callback.updated_at = utcnow()
     else:
+        if callback.customer_id is not None:
+            callback.name = callback.name or snapshot.name
         callback.customer_id = snapshot.customer_id
-        callback.name = callback.name or snapshot.name
         callback.snapshot_status = "ok"
         raise_priority(callback, snapshot.tier)
 

@@ -1,5 +1,5 @@
-"""customer-api as complaint-api sees it: a customer's name and tier for the complaint's snapshot, and the
-repurchase rates of customers who did not complain (the control group of recovery statistics)."""
+"""customer-api as complaint-api sees it: a customer's name and tier for the complaint's snapshot, who has a phone
+number, and the repurchase rates of customers who did not complain (the control group of recovery statistics)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,24 @@ async def fetch_customer(peer: PeerClient, customer_id: uuid.UUID) -> CustomerSn
             uuid.UUID(body["id"]), body.get("name"), body.get("tier", "regular"), body["type"], body.get("created_at")
         )
     return None
+
+
+async def find_customer_by_phone(peer: PeerClient, phone: str) -> CustomerSnapshot | None:
+    """The snapshot of the live profile whose phone is `phone` (E.164), as fetch_customer gives it; None when no
+    live profile has that number. Raises PeerUnavailable when customer-api is down or failing."""
+    response = await peer.get("/v1/customers", params={"phone": phone, "limit": 2})
+    if response.status_code != 200:
+        raise PeerUnavailable("customer-api", f"customer search answered {response.status_code}")
+    found = response.json()["items"]
+    # A phone number belongs to one live profile at most (customer-api refuses a second one). Should it ever
+    # answer with more than one, none is taken: a callback linked to the wrong person would go into their export
+    # and survive the caller's own erasure, so it stays anonymous instead.
+    if len(found) != 1:
+        return None
+    body = found[0]
+    return CustomerSnapshot(
+        uuid.UUID(body["id"]), body.get("name"), body.get("tier", "regular"), body["type"], body.get("created_at")
+    )
 
 
 async def purchases_between(

@@ -11,12 +11,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from complaint_api.callbacks.models import Callback
 from complaint_api.callbacks.service import apply_snapshot as apply_callback_snapshot
-from complaint_api.clients.customer_api import CustomerErased, CustomerSnapshot, fetch_customer
+from complaint_api.clients.customer_api import (
+    CustomerErased,
+    CustomerSnapshot,
+    fetch_customer,
+    find_customer_by_phone,
+)
 from complaint_api.complaints.models import Complaint
 from complaint_api.complaints.service import apply_snapshot
 from complaint_api.config import Settings
@@ -35,8 +40,8 @@ log = logging.getLogger(__name__)
 async def complete_snapshots(
     database: Database, peer: PeerClient, calendar: BusinessCalendar, settings: Settings, limit: int = 50
 ) -> int:
-    """Ask customer-api about complaints and callbacks taken while it was down. The recovery rules that needed
-    the customer run then."""
+    """Ask customer-api about complaints and callbacks taken while it was down (for a callback left by phone
+    alone: whose number it is). The recovery rules that needed the customer run then."""
 
     async def complete_complaint(
         session: AsyncSession, complaint: Complaint, snapshot: CustomerSnapshot | None
@@ -66,14 +71,18 @@ async def _complete_pending(
     is applied in a short one, to rows still pending then (another replica may have been quicker).
     """
     async with database.session_scope(read_only=True) as session:
-        query = select(model.id, model.customer_id).where(model.snapshot_status == "pending")
+        phone = Callback.phone if model is Callback else null()
+        query = select(model.id, model.customer_id, phone).where(model.snapshot_status == "pending")
         pending = (await session.execute(query.order_by(model.created_at).limit(limit))).all()
     done = 0
-    for row_id, customer_id in pending:
-        assert customer_id is not None  # a snapshot is pending only for a customer
+    for row_id, customer_id, caller_phone in pending:
         erased = False
         try:
-            snapshot = await fetch_customer(peer, customer_id)
+            if customer_id is not None:
+                snapshot = await fetch_customer(peer, customer_id)
+            else:
+                # A callback left by phone alone: the customer is whoever's live profile has the number now.
+                snapshot = await find_customer_by_phone(peer, caller_phone) if caller_phone else None
         except CustomerErased:
             # Taken after complaint-api applied the erasure (customer-api was down): it goes the same way.
             snapshot, erased = None, True
@@ -83,7 +92,7 @@ async def _complete_pending(
             still = select(model).where(model.id == row_id, model.snapshot_status == "pending")
             row = (await session.execute(skip_locked(session, still))).scalar_one_or_none()
             if row is not None:
-                if erased:
+                if erased and customer_id is not None:  # only a lookup by id learns of an erasure
                     await erase_person(session, customer_id)
                 await complete(session, row, snapshot)
                 done += 1

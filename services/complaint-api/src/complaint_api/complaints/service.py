@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -34,6 +34,8 @@ from crm_kit.concurrency import check_version
 from crm_kit.db import utcnow
 from crm_kit.errors import Conflict, NotFound, Unprocessable
 from crm_kit.http import PeerClient, PeerUnavailable
+
+T = TypeVar("T")
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 SEVERITY_PRIORITY = {"low": "low", "medium": "normal", "high": "high", "critical": "urgent"}
@@ -110,21 +112,28 @@ def _event(
     )
 
 
+async def ask_at_intake(peer: PeerClient, question: Awaitable[T], *, within: float) -> T:
+    """customer-api's answer to `question`, waited for `within` seconds at most. Raises PeerUnavailable when
+    customer-api is down, failing or slower than that: intake goes on without the answer."""
+    try:
+        async with asyncio.timeout(within):
+            return await question
+    except TimeoutError:
+        # Cut off by intake's own deadline, the call never reports to the breaker. A peer that answers, only
+        # slower than intake waits, counts as failing: enough of them open the breaker and intake stops asking.
+        peer.breaker.record_failure()
+        raise PeerUnavailable("customer-api", f"no answer within intake's {within} s") from None
+
+
 async def lookup_customer(
     peer: PeerClient, customer_id: uuid.UUID, *, within: float
 ) -> tuple[str, CustomerSnapshot | None]:
     """("ok", snapshot), ("unknown_customer", None) or ("pending", None) when customer-api is down or slow."""
     try:
-        async with asyncio.timeout(within):
-            snapshot = await fetch_customer(peer, customer_id)
+        snapshot = await ask_at_intake(peer, fetch_customer(peer, customer_id), within=within)
     except CustomerErased:
         return "unknown_customer", None
     except PeerUnavailable:
-        return "pending", None
-    except TimeoutError:
-        # Cut off by intake's own deadline, the call never reports to the breaker. A peer that answers, only
-        # slower than intake waits, counts as failing: enough of them open the breaker and intake stops asking.
-        peer.breaker.record_failure()
         return "pending", None
     return ("ok", snapshot) if snapshot is not None else ("unknown_customer", None)
 

@@ -86,7 +86,8 @@ class CustomerExport(BaseModel):
     counts: ExportCounts
     complaints: list[ComplaintExport] = Field(description="Oldest first, those of profiles merged into this one too")
     callbacks: list[CallbackRead] = Field(
-        description="Callbacks asked for by the customer or about one of their complaints, oldest first"
+        description="Callbacks asked for by the customer (by id, or by a phone of theirs left alone) or about one "
+        "of their complaints, oldest first"
     )
     recovery_plans: list[PlanExport]
     contact_records: list[ContactRecordExport] = Field(

@@ -135,7 +135,8 @@ async def create_customer(
     "",
     response_model=Page[CustomerRead],
     summary="Search customers",
-    description="`q` matches a name fragment, a phone (any format), an email or a card number. "
+    description="`q` matches a name fragment, a phone (any format), an email or a card number. `phone` matches "
+    "that number only (any format; a 422 if it is none), for a peer asking whose number it is. "
     "`consent` keeps only customers who granted that purpose and are not restricted.",
     responses=problem_responses(400, 401, 403, 422),
 )
@@ -145,6 +146,7 @@ async def search_customers(
     page: Annotated[PageParams, Depends()],
     region: Region,
     q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    phone: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
     type: CustomerType | None = None,
     tier: Tier | None = None,
     segment: Annotated[str | None, Query(max_length=32)] = None,
@@ -153,8 +155,9 @@ async def search_customers(
     consent: Purpose | None = None,
 ) -> Response:
     query = service.search_query(
-        session, q=q, type_=type, tier=tier, segment=segment, tag=tag, owner_id=owner_id, consent=consent, region=region
-    )
+        session, q=q, phone=phone, type_=type, tier=tier, segment=segment, tag=tag, owner_id=owner_id,
+        consent=consent, region=region,
+    )  # fmt: skip
     after = page.keyset(uuid.UUID)
     rows = await service.search_customers(session, query, after=after[0] if after else None, limit=page.limit)
     show_pii = principal.has("customers:pii")

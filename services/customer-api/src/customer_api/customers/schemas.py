@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
+from crm_kit.phones import mask_phone
 from crm_kit.schemas import Day, Documented, Flag, Omittable, RequestModel, ResponseModel
 
 CustomerType = Literal["individual", "group", "supplier"]
@@ -269,12 +270,6 @@ class FeedPage(BaseModel):
     has_more: bool
 
 
-def _mask_phone(phone: str | None) -> str | None:
-    if not phone:
-        return phone
-    return phone[:-8] + "****" + phone[-4:] if len(phone) > 8 else "****"
-
-
 def _mask_email(email: str | None) -> str | None:
     if not email:
         return email
@@ -289,7 +284,7 @@ def customer_read(customer: Any, *, show_pii: bool) -> CustomerRead:
     address = read.address
     return read.model_copy(
         update={
-            "phone": _mask_phone(read.phone),
+            "phone": mask_phone(read.phone),
             "email": _mask_email(read.email),
             "birthday": None,
             "address": {k: address[k] for k in ("province", "city") if k in address} if address else address,

@@ -477,6 +477,7 @@ def search_query(
     session: AsyncSession,
     *,
     q: str | None,
+    phone: str | None,
     type_: str | None,
     tier: str | None,
     segment: str | None,
@@ -497,6 +498,11 @@ def search_query(
         with contextlib.suppress(Unprocessable):
             conditions.append(Customer.phone == normalize_phone(q, region))
         query = query.where(or_(*conditions))
+    if phone is not None:
+        try:
+            query = query.where(Customer.phone == normalize_phone(phone, region))
+        except Unprocessable as exc:
+            raise Unprocessable(exc.detail or "not a phone number", field="query.phone") from None
     for column, value in (
         (Customer.type, type_),
         (Customer.tier, tier),
