@@ -255,6 +255,10 @@ async def test_lists_filters_and_search(client: httpx.AsyncClient) -> None:
     assert await numbers(q="态度") == [a["number"]]
     assert await numbers(q=a["number"]) == [a["number"]]
     assert await numbers(channel="store", priority="high") == [a["number"]]
+    # Latin letters in any case, on PostgreSQL too; a number typed in lower case.
+    c = await take(client, subject="Broken TV remote", description="The REMOTE arrived cracked.")
+    for q in ("broken", "BROKEN", "remote arrived", c["number"].lower()):
+        assert await numbers(q=q) == [c["number"]], q
 
 
 async def test_scopes_idempotency_and_bad_input(client: httpx.AsyncClient) -> None:

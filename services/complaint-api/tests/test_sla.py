@@ -169,3 +169,56 @@ async def test_a_hold_ends_when_the_complaint_closes(client: httpx.AsyncClient) 
     reopened = (await client.post(f"{url}/reopen", json=BODIES["reopen"])).json()
     assert reopened["on_hold_since"] is None and reopened["resolution_due"] is not None
     assert (await client.post(f"{url}/hold", json={"reason": "再次等待"})).status_code == 200  # a hold of its own
+
+
+async def test_a_target_met_late_is_a_breach_even_when_no_sweep_saw_it_missed(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    late, on_time = await take(client), await take(client)
+    # Both due a minute ago, as if the sweep had not run since (a replica restarting, a long feed catch-up).
+    past = utcnow() - dt.timedelta(minutes=1)
+    async with app.state.database.session_scope() as session:
+        await session.execute(
+            update(Complaint)
+            .where(Complaint.id == uuid.UUID(late["id"]))
+            .values(first_response_due=past, resolution_due=past)
+        )
+    answered = await client.post(f"/v1/complaints/{late['id']}/answer", json=BODIES["answer"])
+    assert answered.status_code == 200, answered.text
+    body = answered.json()
+    assert body["first_response_breached"] and body["resolution_breached"]
+    read = await client.get(f"/v1/complaints/{late['id']}")
+    assert read.json() == body and read.headers["etag"] == answered.headers["etag"]
+    events = (await client.get(f"/v1/complaints/{late['id']}/timeline")).json()["items"]
+    assert [(e["type"], e["data"].get("target")) for e in events] == [
+        ("created", None), ("status_changed", None), ("sla_breached", "first_response"), ("sla_breached", "resolution"),
+    ]  # fmt: skip
+    met = (await client.post(f"/v1/complaints/{on_time['id']}/answer", json=BODIES["answer"])).json()
+    assert not met["first_response_breached"] and not met["resolution_breached"]
+    # A sweep afterwards adds nothing: each target is flagged once.
+    async with app.state.database.session_scope() as session:
+        await flag_breaches(session, now=utcnow() + dt.timedelta(days=30))
+    events = (await client.get(f"/v1/complaints/{late['id']}/timeline")).json()["items"]
+    assert [e["type"] for e in events].count("sla_breached") == 2
+    stats = (await client.get("/v1/stats/complaints")).json()["groups"][0]
+    assert stats["volume"] == 2 and stats["sla_breach_rate"] == 0.5
+
+
+async def test_a_target_missed_before_a_hold_is_flagged_when_the_hold_starts(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    """Due times are void while on hold: a response given during the hold would hide a breach no sweep saw."""
+    complaint = await take(client)
+    async with app.state.database.session_scope() as session:
+        await session.execute(
+            update(Complaint)
+            .where(Complaint.id == uuid.UUID(complaint["id"]))
+            .values(first_response_due=utcnow() - dt.timedelta(minutes=1))
+        )
+    held = await client.post(f"/v1/complaints/{complaint['id']}/hold", json={"reason": "等待顾客提供小票"})
+    assert held.status_code == 200, held.text
+    assert held.json()["first_response_breached"] and not held.json()["resolution_breached"]
+    events = (await client.get(f"/v1/complaints/{complaint['id']}/timeline")).json()["items"]
+    assert [(e["type"], e["data"].get("target")) for e in events][-2:] == [
+        ("sla_breached", "first_response"), ("on_hold", None)
+    ]  # fmt: skip

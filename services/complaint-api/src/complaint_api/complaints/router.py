@@ -31,6 +31,7 @@ from complaint_api.complaints.schemas import (
 )
 from complaint_api.kb.service import get_article, suggest
 from complaint_api.recovery import service as recovery
+from complaint_api.sla import service as sla
 from crm_kit.concurrency import IfMatch, etag
 from crm_kit.db import SessionDep
 from crm_kit.errors import NotFound, Unprocessable, problem_responses
@@ -171,6 +172,7 @@ async def _step(
         changes=changes,
         data=data,
     )
+    await sla.flag_step(session, complaint)
     if action == "close":
         await recovery.on_closed(session, complaint, rules.settings, actor)
     elif action == "reopen":
@@ -286,17 +288,24 @@ async def reopen(
     response_model=ComplaintRead,
     summary="Cancel a duplicate or invalid complaint",
     description="From `open` or `escalated` to `cancelled`, with the reason `duplicate` (naming the other "
-    "complaint in `duplicate_of`), `invalid` or `withdrawn`.",
+    "complaint in `duplicate_of`, which must exist and not be cancelled itself), `invalid` or `withdrawn` "
+    "(without `duplicate_of`); else a 422 naming `duplicate_of`.",
     responses=STEP_ERRORS,
 )
 async def cancel(
     complaint_id: uuid.UUID, body: Cancel, session: SessionDep, actor: Actor, rules: RulesDep, version: IfMatch
 ) -> Response:
+    if body.reason != "duplicate" and body.duplicate_of is not None:
+        raise Unprocessable(f"only a duplicate names an original; the reason is {body.reason}", field="duplicate_of")
     if body.reason == "duplicate":
         if body.duplicate_of is None or body.duplicate_of == complaint_id:
             raise Unprocessable("a duplicate names the other complaint it duplicates", field="duplicate_of")
         # Locked, so that two complaints cancelled as each other's duplicate at once cannot both pass.
-        original = await service.get_complaint(session, body.duplicate_of, for_update=True)
+        try:
+            original = await service.get_complaint(session, body.duplicate_of, for_update=True)
+        except NotFound:
+            # The 404 of this route says the complaint being cancelled is missing; this one names a field.
+            raise Unprocessable(f"no complaint {body.duplicate_of}", field="duplicate_of") from None
         if original.status == "cancelled":
             raise Unprocessable(
                 f"complaint {original.number} is cancelled itself; name the complaint that stays", field="duplicate_of"

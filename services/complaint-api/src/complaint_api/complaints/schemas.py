@@ -227,7 +227,7 @@ class Reopen(RequestModel):
 
 class Cancel(RequestModel):
     reason: Literal["duplicate", "invalid", "withdrawn"]
-    duplicate_of: uuid.UUID | None = Field(None, description="Required when the reason is `duplicate`")
+    duplicate_of: uuid.UUID | None = Field(None, description="Required with the reason `duplicate`, refused otherwise")
     note: Annotated[str, StringConstraints(max_length=5000)] | None = None
 
     model_config = {

@@ -238,6 +238,8 @@ async def hold_clock(
         raise Conflict("the complaint is already " + ("on hold" if on_hold else "running"), status_now=complaint.status)
     now = utcnow()
     if on_hold:
+        # Due times are void while on hold: a target already missed is flagged now, or no sweep ever would.
+        sla.flag_missed(session, complaint, now=now)
         sla.hold(complaint, now)
     else:
         sla.resume(complaint, now)
@@ -403,9 +405,10 @@ async def search(
             query = query.where(getattr(Complaint, field) == value)
     if q:
         query = query.where(
-            Complaint.subject.contains(q, autoescape=True)
-            | Complaint.description.contains(q, autoescape=True)
-            | (Complaint.number == q)
+            # Case-insensitive on both databases (PostgreSQL's LIKE is not): "broken" finds "Broken TV remote".
+            Complaint.subject.icontains(q, autoescape=True)
+            | Complaint.description.icontains(q, autoescape=True)
+            | (Complaint.number == q.upper())
         )
     if after is not None:
         query = query.where(Complaint.id < after)
