@@ -600,6 +600,11 @@ def private_refused(app: Any) -> Iterator[None]:
         "http://[::127.0.0.1]/hook",
         "http://[2002:a00:1::1]/hook",
         "http://[fec0::1]/hook",
+        # Not global by the IANA registries, though Python before 3.11.10 / 3.12.4 says so (CVE-2024-4032).
+        "http://192.0.0.8/hook",
+        "http://192.0.0.255/hook",
+        "http://[64:ff9b:1::a00:1]/hook",
+        "http://[3fff::1]/hook",
     ],
 )
 async def test_webhooks_to_internal_addresses_are_refused(
@@ -610,8 +615,23 @@ async def test_webhooks_to_internal_addresses_are_refused(
     assert response.json()["field"] == "url"
 
 
+async def test_a_refusal_does_not_say_which_internal_address_a_name_has(
+    client: httpx.AsyncClient, private_refused: None
+) -> None:
+    """A key that manages webhooks must not map the network's names to addresses through the refusals."""
+    response = await client.post("/v1/webhooks", json={"url": "http://localhost:8080/hook", "events": ALL_EVENTS})
+    assert response.status_code == 422 and "internal address" in response.text, response.text
+    assert "127.0.0.1" not in response.text and "::1" not in response.text
+
+
 @pytest.mark.parametrize(
-    "url", ["https://93.184.216.34/hook", "https://[64:ff9b::5db8:d822]/hook", "https://[2002:5db8:d822::1]/hook"]
+    "url",
+    [
+        "https://93.184.216.34/hook",
+        "https://[64:ff9b::5db8:d822]/hook",
+        "https://[2002:5db8:d822::1]/hook",
+        "https://192.0.0.9/hook",  # the registry's globally reachable exceptions in 192.0.0.0/24
+    ],
 )
 async def test_a_public_address_is_accepted(client: httpx.AsyncClient, private_refused: None, url: str) -> None:
     response = await client.post("/v1/webhooks", json={"url": url, "events": ALL_EVENTS})
