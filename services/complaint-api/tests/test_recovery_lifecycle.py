@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from test_complaints import step, take
 from test_recovery import close, plan_of
 
+from complaint_api.clients.customer_api import purchases_between, record_contact
 from complaint_api.complaints.models import Complaint
 from complaint_api.feeds.service import apply_events
 from complaint_api.recovery import jobs
@@ -464,3 +465,30 @@ async def test_a_plan_is_answered_at_its_stored_version_and_if_match_guards_its_
     spec = (await client.get("/openapi.json")).json()["paths"]
     for tail in ("actions/{action_id}/complete", "follow-ups/{follow_up_id}", "evaluate"):
         assert {"409", "412", "422"} <= set(spec[f"/v1/recovery-plans/{{plan_id}}/{tail}"]["post"]["responses"]), tail
+
+
+async def test_purchases_and_contacts_of_a_customer_merged_since_go_to_the_survivor() -> None:
+    """complaint-api learns of a merge from the customer feed, later than customer-api answers a 308 for the
+    merged id: recovery reads the survivor's purchases and writes to the survivor's contact history meanwhile,
+    rather than taking customer-api for unavailable until the feed catches up."""
+    merged, survivor = uuid.uuid4(), uuid.uuid4()
+    order = {"order_id": "SO-1", "purchased_at": "2026-11-20T10:00:00+08:00", "total": "88.00"}
+    written: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.startswith(f"/v1/customers/{merged}/"):
+            return httpx.Response(308, json={"id": str(merged), "status": "merged", "merged_into": str(survivor)})
+        if path == f"/v1/customers/{survivor}/purchases":
+            return httpx.Response(200, json={"items": [order], "next_cursor": None})
+        if path == f"/v1/customers/{survivor}/interactions":
+            written.append(json.loads(request.content)["summary"])
+            return httpx.Response(201, json={})
+        return httpx.Response(404, json={"status": 404})
+
+    config = PeerConfig(base_url="http://customer-api.test", retries=0)
+    async with PeerClient("customer-api", config, transport=httpx.MockTransport(answer)) as peer:
+        since = _now() - 30 * DAY
+        assert await purchases_between(peer, merged, since, _now()) == [order]
+        assert await record_contact(peer, merged, {"type": "callback", "summary": "回访"}) is True
+    assert written == ["回访"]

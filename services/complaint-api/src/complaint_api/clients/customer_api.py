@@ -8,7 +8,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from crm_kit.http import PeerClient, PeerUnavailable
+
+MERGE_HOPS = 4  # a merge chain is short; a longer one is treated as unknown (or unavailable, for purchases)
 
 
 @dataclass(frozen=True)
@@ -31,16 +35,21 @@ class CustomerErased(Exception):
         self.customer_id = customer_id
 
 
+def _survivor(moved: httpx.Response) -> uuid.UUID:
+    """The profile a merged id's 308 names."""
+    return uuid.UUID(moved.json()["merged_into"])
+
+
 async def fetch_customer(peer: PeerClient, customer_id: uuid.UUID) -> CustomerSnapshot | None:
     """The customer's snapshot; None when customer-api does not know them.
 
     Raises CustomerErased when they were erased (what was taken about them meanwhile must go too), and
     PeerUnavailable when customer-api is down or failing, so the caller can retry later.
     """
-    for _ in range(4):  # a merge chain is short; a longer one is treated as unknown
+    for _ in range(MERGE_HOPS):
         response = await peer.get(f"/v1/customers/{customer_id}")
         if response.status_code == 308:
-            customer_id = uuid.UUID(response.json()["merged_into"])
+            customer_id = _survivor(response)
             continue
         if response.status_code == 410:
             raise CustomerErased(customer_id)
@@ -82,8 +91,14 @@ async def purchases_between(
     """
     orders: list[dict[str, Any]] = []
     params: dict[str, Any] = {"since": since.isoformat(), "until": until.isoformat(), "limit": 200}
+    hops = 0
     while True:
         response = await peer.get(f"/v1/customers/{customer_id}/purchases", params=params)
+        if response.status_code == 308 and hops < MERGE_HOPS:
+            # Merged since (complaint-api learns it from the feed later): the survivor's orders, theirs included.
+            customer_id, hops = _survivor(response), hops + 1
+            orders, params = [], {key: value for key, value in params.items() if key != "cursor"}
+            continue
         if response.status_code in (404, 410):
             return None
         if response.status_code != 200:
@@ -98,7 +113,11 @@ async def purchases_between(
 async def record_contact(peer: PeerClient, customer_id: uuid.UUID, body: dict[str, Any]) -> bool:
     """Write an entry to the customer's contact history; True once stored (or already there), False when
     the customer is gone (erased or unknown). Raises PeerUnavailable when customer-api cannot take it now."""
-    response = await peer.post(f"/v1/customers/{customer_id}/interactions", json=body)
+    for _ in range(MERGE_HOPS):
+        response = await peer.post(f"/v1/customers/{customer_id}/interactions", json=body)
+        if response.status_code != 308:
+            break
+        customer_id = _survivor(response)  # merged since: the entry goes to the surviving profile's history
     if response.status_code in (200, 201):
         return True
     if response.status_code in (404, 410):
