@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from conftest import add_baskets, auth, build_model, customer
+from conftest import T0, add_baskets, auth, build_model, customer
 from fastapi import FastAPI
 
 from crm_kit.db import Database, utcnow
@@ -138,6 +138,31 @@ async def test_recovery_offers_avoid_the_complained_sku_and_category(client: htt
     assert skus and not skus & {"A", "B", "C"}  # A and C are dairy (乳品)
     anyone = (await client.get(f"/v1/customers/{customer(999)}/recovery-offers", params={"avoid_sku": "A"})).json()
     assert anyone["items"] and not {"A", "C"} & {i["sku"] for i in anyone["items"]}  # C shares A's category
+
+
+async def test_recovery_offers_are_not_made_because_of_the_avoided_item(client: httpx.AsyncClient, model: int) -> None:
+    """Customer 1 bought A, B and C, and only B of them is bought with D often enough: after a complaint about B, D
+    may be offered as a popular item, not as one that goes with B."""
+    mine = (await client.get(f"/v1/customers/{customer(1)}/recommendations")).json()["items"]
+    assert {i["sku"]: i["because"] for i in mine}["D"] == ["B"]
+    url = f"/v1/customers/{customer(1)}/recovery-offers"
+    for avoided in ({"avoid_sku": "B"}, {"avoid_category": "早餐"}):  # B is breakfast (早餐)
+        offered = (await client.get(url, params={**avoided, "limit": 10})).json()["items"]
+        assert {i["sku"]: i["reason"] for i in offered} == {"A": "repeat", "C": "repeat", "D": "popular"}, avoided
+        assert not any(i["because"] for i in offered), avoided
+
+
+async def test_recovery_offers_avoid_the_category_of_an_item_first_bought_after_the_build(
+    app: FastAPI, client: httpx.AsyncClient, model: int
+) -> None:
+    """The complaint is about milk bought yesterday: the served model has never seen that SKU, the synced items have."""
+    await add_baskets(app, [(5, ["NEW-MILK"])], categories={"NEW-MILK": "乳品"}, start=T0 + dt.timedelta(days=30))
+    assert (await client.post("/v1/sync")).status_code == 200  # customer-api is down; the items are read anyway
+    assert (await client.get("/v1/models/current")).json()["version"] == model  # no rebuild
+    for who in (customer(1), customer(999)):
+        url = f"/v1/customers/{who}/recovery-offers"
+        offered = (await client.get(url, params={"avoid_sku": "NEW-MILK", "limit": 10})).json()["items"]
+        assert offered and not {"A", "C", "NEW-MILK"} & {i["sku"] for i in offered}  # A and C are dairy (乳品)
 
 
 async def test_categories_are_matched_as_people_type_them(client: httpx.AsyncClient, app: FastAPI) -> None:

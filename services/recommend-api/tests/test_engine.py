@@ -189,6 +189,25 @@ def test_recovery_offers_respect_avoid_lists() -> None:
         assert all(model.category_of(s.sku) != "k1" for s in out)
 
 
+def test_recovery_offers_are_not_made_because_of_what_the_complaint_was_about() -> None:
+    """No offer names an avoided item, or an item of an avoided category, as its reason; an item that only such items
+    explain is not offered for them."""
+    tx = random_tx(9)
+    model = Model.build(tx, now=NOW)
+    avoid_skus = tx.skus[:3].tolist()  # the most popular items: most customers bought some
+    avoided = set(avoid_skus) | {sku for sku in tx.skus.tolist() if model.category_of(sku) == "k1"}
+    explained_by_avoided = offered_together = 0
+    for customer in tx.customer_ids.tolist():
+        plain = model.recommend(customer, 20)
+        explained_by_avoided += sum(bool(set(s.because) & avoided) for s in plain)
+        for s in model.recovery_offers(customer, 20, avoid_skus=avoid_skus, avoid_categories=["k1"]):
+            assert s.sku not in avoided and not set(s.because) & avoided, (customer, s)
+            if s.reason == "bought_together":
+                assert s.because, (customer, s)
+                offered_together += 1
+    assert explained_by_avoided > 0 and offered_together > 0
+
+
 def test_cold_start_gets_popular() -> None:
     model = Model.build(random_tx(4), now=NOW)
     expected = model.popular(5)

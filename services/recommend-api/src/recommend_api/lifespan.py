@@ -13,6 +13,7 @@ from crm_kit.http import PeerClient, PeerConfig
 from recommend_api.builds.jobs import build_loop, load_current
 from recommend_api.config import Settings
 from recommend_api.sync.audience import Audience
+from recommend_api.sync.catalogue import Catalogue
 from recommend_api.sync.jobs import sync_loop
 
 
@@ -21,6 +22,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.current = None
     app.state.audience = Audience()
+    app.state.catalogue = Catalogue()
     app.state.sync_lock = asyncio.Lock()
     app.state.build_wakeup = asyncio.Event()
     await load_current(app)  # a restarted replica serves the stored model from its first request

@@ -14,18 +14,20 @@ from recommend_api.builds.current import load_newer
 from recommend_api.builds.service import claim_build, run_build
 from recommend_api.config import Settings
 from recommend_api.sync.audience import refresh_audience
+from recommend_api.sync.catalogue import refresh_catalogue
 
 log = logging.getLogger(__name__)
 BUILDER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 async def load_current(app: FastAPI) -> None:
-    """Swap in the newest built model if this replica serves an older one; refresh the audience."""
+    """Swap in the newest built model if this replica serves an older one; refresh the audience and catalogue."""
     database: Database = app.state.database
     serving = app.state.current
     async with database.session_scope(read_only=True) as session:
         newer = await load_newer(session, serving.version if serving else None)
         await refresh_audience(session, app.state.audience)
+        await refresh_catalogue(session, app.state.catalogue)
     if newer is not None:
         app.state.current = newer  # one reference swap: a request sees the old model or the new, never a mix
         log.info("model_loaded", extra={"version": newer.version})

@@ -380,7 +380,11 @@ class Model:
         exclude: IntArray,
         avoid_categories: Collection[str] = (),
         kind: Kind = "mixed",
+        name_avoided: bool = True,
     ) -> list[Suggestion]:
+        """The customer's stored list, filtered, topped up with popular items; ``name_avoided=False``: no excluded item
+        nor item of an avoided category is named in ``because`` either, nor is an item offered that only they explain
+        (a win-back offer is not made because of what the complaint was about)."""
         rows = self._span("cand", u)
         items = self._a["cand_items"][rows]
         ok = None if kind == "mixed" else (self._a["cand_reason"][rows] == 0) == (kind == "repeat")
@@ -389,9 +393,13 @@ class Model:
                 items.astype(np.int64), category=category, exclude=exclude, avoid_categories=avoid_categories
             )
             ok = allowed if ok is None else ok & allowed
+        unnamed = None if name_avoided else (exclude, avoid_categories)
+        if unnamed is not None:  # an item new to the customer that follows only avoided items is offered for them
+            explained = ~self._follows_only_unnamed(rows, unnamed)
+            ok = explained if ok is None else ok & explained
         # With nothing to filter out, the stored order is the answer.
         picked = np.arange(len(items))[:k] if ok is None else np.flatnonzero(ok)[:k]
-        out = self._candidates(rows, picked)
+        out = self._candidates(rows, picked, unnamed=unnamed)
         if len(out) < k and kind != "repeat":
             taken = np.concatenate([exclude, items[picked].astype(np.int64)])
             if kind == "new":
@@ -399,8 +407,11 @@ class Model:
             out += self._popular(k - len(out), category=category, exclude=taken, avoid_categories=avoid_categories)
         return out
 
-    def _candidates(self, rows: slice, picked: IntArray) -> list[Suggestion]:
-        """The stored candidates at positions ``picked`` of a customer's ``rows``, with their reasons.
+    def _candidates(
+        self, rows: slice, picked: IntArray, *, unnamed: tuple[IntArray, Collection[str]] | None = None
+    ) -> list[Suggestion]:
+        """The stored candidates at positions ``picked`` of a customer's ``rows``, with their reasons; ``because``
+        names none of the ``unnamed`` items and categories.
 
         Each array is read once for all of them (a request renders up to 50), not once per candidate.
         """
@@ -426,10 +437,26 @@ class Model:
             because: tuple[str, ...] = ()
             if reason == "bought_together":
                 if own is None:
-                    own = self._followed_by(a["cand_items"][rows][a["cand_reason"][rows] == 0])
+                    own = self._followed_by(self._own_items(rows, unnamed))
                 because = tuple(self._skus[x] for x in own[0][own[1] == i][:3].tolist())
             out.append(Suggestion(self._skus[i], scores[n], reason, categories[n], because=because))
         return out
+
+    def _own_items(self, rows: slice, unnamed: tuple[IntArray, Collection[str]] | None = None) -> IntArray:
+        """The items the customer bought, in their list's order, but the ``unnamed`` items and categories."""
+        a = self._a
+        own: IntArray = a["cand_items"][rows][a["cand_reason"][rows] == 0].astype(np.int64)
+        if unnamed is None:
+            return own
+        return own[self._allowed(own, category=None, exclude=unnamed[0], avoid_categories=unnamed[1])]
+
+    def _follows_only_unnamed(self, rows: slice, unnamed: tuple[IntArray, Collection[str]]) -> npt.NDArray[np.bool_]:
+        """Mask of a customer's candidates: new items that follow some of their items into baskets, but none of those
+        outside the ``unnamed`` items and categories."""
+        items = self._a["cand_items"][rows]
+        follows_any = np.isin(items, self._followed_by(self._own_items(rows))[1])
+        follows_named = np.isin(items, self._followed_by(self._own_items(rows, unnamed))[1])
+        return np.asarray((self._a["cand_reason"][rows] == 1) & follows_any & ~follows_named)
 
     def _followed_by(self, own: IntArray) -> tuple[IntArray, IntArray]:
         """Pairs (x, y), as two arrays, of each of the customer's items x (in the given order) and each item y that
@@ -465,12 +492,15 @@ class Model:
         avoid_skus: Collection[str] = (),
         avoid_categories: Collection[str] = (),
     ) -> list[Suggestion]:
-        """Items the customer likes (or popular ones), never an avoided sku nor an item of an avoided category."""
+        """Items the customer likes (or popular ones), never an avoided sku nor an item of an avoided category, and
+        none of them named as the reason for another."""
         u = self._customer(customer_id)
         excl = self._item_ids(avoid_skus)
         if u is None:
             return self._popular(k, category=None, exclude=excl, avoid_categories=avoid_categories)
-        return self._from_candidates(u, k, category=None, exclude=excl, avoid_categories=avoid_categories)
+        return self._from_candidates(
+            u, k, category=None, exclude=excl, avoid_categories=avoid_categories, name_avoided=False
+        )
 
     def top_items(self, customer_ids: Sequence[str], k: int, kind: Kind = "mixed") -> IntArray:
         """(len(customer_ids), k) item indices (into the model's skus) of ``recommend`` without filters; -1 pads."""

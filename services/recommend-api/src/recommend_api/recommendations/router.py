@@ -1,6 +1,6 @@
 """Recommendations, related items, basket completion, rules, popular items and recovery offers.
 
-Everything is answered from the model and the audience held in memory; the only checks per request are
+Everything is answered from the model, the audience and the catalogue held in memory; the only checks per request are
 the key and, for a customer, whether they may be served from their own history.
 """
 
@@ -28,8 +28,10 @@ from recommend_api.recommendations.schemas import (
     Sku,
 )
 from recommend_api.sync.audience import Audience
+from recommend_api.sync.catalogue import Catalogue
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
+RULE_FLOORS = engine.Params()  # what a build keeps of the rules (the service configures no other)
 Reader = Annotated[Principal, require("recommendations:read")]
 Limit = Annotated[int, Query(ge=1, le=50, description="How many items")]
 Category = Annotated[
@@ -138,8 +140,11 @@ async def recovery_offers(
     current = _current(request)
     served, personal = _resolve(request, customer_id)
     who = str(served) if personal else None
-    # The complained item's own category is avoided too, even when the caller does not know it.
-    categories = set(avoid_category) | {c for c in map(current.model.category_of, avoid_sku) if c is not None}
+    # The complained item's own category is avoided too, even when the caller does not know it, and also when the
+    # item was first bought after the model was built (the catalogue has it) or has changed category since.
+    catalogue: Catalogue = request.app.state.catalogue
+    known = [*map(current.model.category_of, avoid_sku), *map(catalogue.category_of, avoid_sku)]
+    categories = set(avoid_category) | {c for c in known if c is not None}
     items = current.model.recovery_offers(who, limit, avoid_skus=avoid_sku, avoid_categories=categories)
     return _answer(current, served, who, items)
 
@@ -181,7 +186,9 @@ async def complete_basket(data: BasketCompletion, request: Request, _: Reader) -
     response_model=Page[Association],
     summary="Association rules",
     description="Rules `antecedent → consequent` mined from all baskets, strongest lift first. Itemsets of two "
-    "and three items. `sku` keeps the rules that contain it.",
+    "and three items. `sku` keeps the rules that contain it. Answered from the rules each build keeps: support of "
+    f"at least {RULE_FLOORS.rule_min_support:g} and confidence of at least {RULE_FLOORS.rule_min_confidence:g}, "
+    f"the {RULE_FLOORS.max_rules:,} of highest lift; lower thresholds find no weaker rules.",
     responses=problem_responses(400, 401, 403, 422, 503),
 )
 async def rules(

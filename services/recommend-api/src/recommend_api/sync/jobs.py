@@ -12,6 +12,7 @@ from crm_kit.db import Database
 from recommend_api.builds.service import rebuild_due, request_build
 from recommend_api.config import Settings
 from recommend_api.sync.audience import refresh_audience
+from recommend_api.sync.catalogue import refresh_catalogue
 from recommend_api.sync.service import SyncResult, sync_once
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ async def sync_now(app: FastAPI, *, max_pages: int = 1000) -> SyncResult:
                 await request_build(session, reason="scheduled")
         async with database.session_scope(read_only=True) as session:
             await refresh_audience(session, app.state.audience)
+            await refresh_catalogue(session, app.state.catalogue)
     if result.erased or result.merged or result.orders:
         app.state.build_wakeup.set()
     return result

@@ -38,6 +38,9 @@ class Item(Base):
     category_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, doc="Same for the category")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    # Every replica reads the items changed since its last look on each poll (the catalogue).
+    __table_args__ = (Index("ix_items_updated_at", "updated_at"),)
+
 
 class CustomerState(Base):
     """A customer that is not simply 'active with consent': merged away, erased, or not to be profiled."""
