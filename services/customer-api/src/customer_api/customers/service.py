@@ -101,7 +101,12 @@ async def _apply_unique(
     session: AsyncSession, apply: Callable[[], None], values: dict[str, Any], exclude: uuid.UUID | None = None
 ) -> None:
     """Apply a change and flush it in a savepoint: a lost race on a unique field becomes the same 409 as
-    the check before it, and the request's transaction stays usable to find the winner."""
+    the check before it, and the request's transaction stays usable to find the winner.
+
+    The customer feed's writer lock is taken first (the change's event takes it anyway): every writer of unique
+    fields, an import too, takes it before writing them, so two of them wait in turn instead of deadlocking on
+    each other's unique index entries."""
+    await lock_feed(session, CUSTOMER_FEED)
     try:
         async with session.begin_nested():
             apply()
@@ -186,6 +191,9 @@ async def register_customers(
             prepared.append((i, _normalized(data, region), _consents(data.consents, {}, utcnow())))
         except Unprocessable as exc:
             results[i] = Registration("invalid", reason=exc.detail)
+    # The feed's writer lock before the look-up, not only before the events: two imports of the same rows at once
+    # then take turns, and the second finds the first's customers instead of failing on the unique indexes.
+    await lock_feed(session, CUSTOMER_FEED)
     taken: dict[tuple[str, str], uuid.UUID] = {}
     for field in UNIQUE_FIELDS:
         wanted = (values[field] for _, values, _ in prepared if values.get(field))
@@ -220,7 +228,6 @@ async def register_customers(
     for start in range(0, len(new_rows), 1000):
         await session.execute(insert(CUSTOMERS), new_rows[start : start + 1000])
     if new_rows:
-        await lock_feed(session, CUSTOMER_FEED)
         events = [
             {"customer_id": r["id"], "type": "created", "occurred_at": now,
              "data": _created_event(r["type"], r.get("owner_id"), r["consents"])}
