@@ -3,8 +3,10 @@ and a complaint taken while customer-api is down that is completed once it is ba
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -61,13 +63,14 @@ def test_unknown_customers_are_refused_and_merged_ones_follow_the_survivor(
     assert complaints.post("/v1/complaints", json=_complaint(erased["id"])).status_code == 422
 
 
-def test_taken_while_customer_api_is_down_then_completed(
-    customer_api: RunningService, customers: httpx.Client, tmp_path: Any
-) -> None:
-    if customer_api.process is None:
+@contextlib.contextmanager
+def _complaint_api_before_customer_api(
+    customer_api: RunningService, tmp_path: Any
+) -> Iterator[tuple[httpx.Client, Callable[[], None]]]:
+    """A complaint-api of its own that meets customer-api down (its port is free), a client of it, and what brings
+    customer-api back on that port: a second process on the suite's customer database."""
+    if customer_api.process is None or customer_api.database_url is None:
         pytest.skip("needs to start and stop services itself")
-    gold = customers.post("/v1/customers", json={"name": "离线时投诉", "phone": _phone()}).json()
-    customers.patch(f"/v1/customers/{gold['id']}", json={"tier": "gold"})
     later_port = free_port()
     complaint_api = start_service(
         "complaint-api",
@@ -75,63 +78,75 @@ def test_taken_while_customer_api_is_down_then_completed(
         tmp_path,
         {"COMPLAINT_API_CUSTOMER_API_URL": f"http://127.0.0.1:{later_port}", "COMPLAINT_API_SWEEP_SECONDS": "0.3"},
     )
-    second_customer_api: RunningService | None = None
+    started: list[RunningService] = []
+
+    def bring_back() -> None:
+        assert customer_api.database_url is not None
+        started.append(start_service("customer-api", customer_api.database_url, tmp_path, port=later_port))
+
     try:
         with client_for(complaint_api) as complaints:
-            taken = complaints.post("/v1/complaints", json=_complaint(gold["id"]))
-            assert taken.status_code == 201, taken.text
-            assert taken.json()["snapshot_status"] == "pending" and taken.json()["priority"] == "low"
-            call = complaints.post("/v1/callbacks", json={"customer_id": gold["id"], "topic": "送货时间"}).json()
-            assert (call["snapshot_status"], call["priority"], call["name"]) == ("pending", "normal", None)
-            # Answered and closed before anyone knows she is gold: no rule fires yet (a low-severity complaint).
-            for action in ("answer", "close"):
-                url = f"/v1/complaints/{taken.json()['id']}/{action}"
-                body = {"message": "已安排明天送达"} if action == "answer" else {}
-                assert complaints.post(url, json=body).status_code == 200
-            assert complaints.get("/v1/recovery-plans", params={"customer_id": gold["id"]}).json()["items"] == []
-            # A second one, rated low: a plan now, for a customer of no known tier (no call).
-            rated = complaints.post("/v1/complaints", json=_complaint(gold["id"], subject="又一次送货延误")).json()
-            for action, body in (("answer", {"message": "已补发"}), ("close", {}), ("satisfaction", {"score": 1})):
-                assert complaints.post(f"/v1/complaints/{rated['id']}/{action}", json=body).status_code == 200
-            early = complaints.get("/v1/recovery-plans", params={"customer_id": gold["id"]}).json()["items"]
-            assert [(p["tier"], "callback" in [a["type"] for a in p["actions"]]) for p in early] == [(None, False)]
-            # customer-api comes back (a second process on the same database, on the port complaint-api uses).
-            assert customer_api.database_url is not None
-            second_customer_api = start_service("customer-api", customer_api.database_url, tmp_path, port=later_port)
-            deadline = time.monotonic() + 45
-            while True:
-                body = complaints.get(f"/v1/complaints/{taken.json()['id']}").json()
-                if body["snapshot_status"] == "ok":
-                    break
-                assert time.monotonic() < deadline, body
-                time.sleep(0.3)
-            assert body["priority"] == "high" and body["customer_snapshot"]["tier"] == "gold"
-            while (called := complaints.get(f"/v1/callbacks/{call['id']}").json())["snapshot_status"] == "pending":
-                assert time.monotonic() < deadline, called
-                time.sleep(0.3)
-            assert (called["snapshot_status"], called["priority"], called["name"]) == ("ok", "high", "离线时投诉")
-            events = complaints.get(f"/v1/complaints/{body['id']}/timeline").json()["items"]
-            assert [e["type"] for e in events] == [
-                "created", "status_changed", "status_changed", "priority_changed", "recovery_plan_created"
-            ]  # fmt: skip
-
-            # Once she is known to be gold, the recovery rules run: a plan with a call, following up.
-            def plans() -> dict[str, Any]:
-                found = complaints.get("/v1/recovery-plans", params={"customer_id": gold["id"]}).json()["items"]
-                return {p["complaint_id"]: p for p in found}
-
-            while not all(p["tier"] == "gold" for p in plans().values()):  # the second complaint's snapshot
-                assert time.monotonic() < deadline, plans()
-                time.sleep(0.3)
-            first, second = plans()[body["id"]], plans()[rated["id"]]
-            assert (first["triggers"], first["tier"], first["status"]) == (["tier"], "gold", "following_up")
-            assert "tier" in second["triggers"] and "low_satisfaction" in second["triggers"]
-            for plan in (first, second):
-                assert [a["type"] for a in plan["actions"]].count("callback") == 1
+            yield complaints, bring_back
     finally:
         stop_service(complaint_api)
-        if second_customer_api is not None:
-            stop_service(second_customer_api)
+        for service in started:
+            stop_service(service)
+
+
+def test_taken_while_customer_api_is_down_then_completed(
+    customer_api: RunningService, customers: httpx.Client, tmp_path: Any
+) -> None:
+    gold = customers.post("/v1/customers", json={"name": "离线时投诉", "phone": _phone()}).json()
+    customers.patch(f"/v1/customers/{gold['id']}", json={"tier": "gold"})
+    with _complaint_api_before_customer_api(customer_api, tmp_path) as (complaints, bring_back):
+        taken = complaints.post("/v1/complaints", json=_complaint(gold["id"]))
+        assert taken.status_code == 201, taken.text
+        assert taken.json()["snapshot_status"] == "pending" and taken.json()["priority"] == "low"
+        call = complaints.post("/v1/callbacks", json={"customer_id": gold["id"], "topic": "送货时间"}).json()
+        assert (call["snapshot_status"], call["priority"], call["name"]) == ("pending", "normal", None)
+        # Answered and closed before anyone knows she is gold: no rule fires yet (a low-severity complaint).
+        for action in ("answer", "close"):
+            url = f"/v1/complaints/{taken.json()['id']}/{action}"
+            body = {"message": "已安排明天送达"} if action == "answer" else {}
+            assert complaints.post(url, json=body).status_code == 200
+        assert complaints.get("/v1/recovery-plans", params={"customer_id": gold["id"]}).json()["items"] == []
+        # A second one, rated low: a plan now, for a customer of no known tier (no call).
+        rated = complaints.post("/v1/complaints", json=_complaint(gold["id"], subject="又一次送货延误")).json()
+        for action, body in (("answer", {"message": "已补发"}), ("close", {}), ("satisfaction", {"score": 1})):
+            assert complaints.post(f"/v1/complaints/{rated['id']}/{action}", json=body).status_code == 200
+        early = complaints.get("/v1/recovery-plans", params={"customer_id": gold["id"]}).json()["items"]
+        assert [(p["tier"], "callback" in [a["type"] for a in p["actions"]]) for p in early] == [(None, False)]
+        bring_back()  # customer-api comes back, on the port complaint-api uses
+        deadline = time.monotonic() + 45
+        while True:
+            body = complaints.get(f"/v1/complaints/{taken.json()['id']}").json()
+            if body["snapshot_status"] == "ok":
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.3)
+        assert body["priority"] == "high" and body["customer_snapshot"]["tier"] == "gold"
+        while (called := complaints.get(f"/v1/callbacks/{call['id']}").json())["snapshot_status"] == "pending":
+            assert time.monotonic() < deadline, called
+            time.sleep(0.3)
+        assert (called["snapshot_status"], called["priority"], called["name"]) == ("ok", "high", "离线时投诉")
+        events = complaints.get(f"/v1/complaints/{body['id']}/timeline").json()["items"]
+        assert [e["type"] for e in events] == [
+            "created", "status_changed", "status_changed", "priority_changed", "recovery_plan_created"
+        ]  # fmt: skip
+
+        # Once she is known to be gold, the recovery rules run: a plan with a call, following up.
+        def plans() -> dict[str, Any]:
+            found = complaints.get("/v1/recovery-plans", params={"customer_id": gold["id"]}).json()["items"]
+            return {p["complaint_id"]: p for p in found}
+
+        while not all(p["tier"] == "gold" for p in plans().values()):  # the second complaint's snapshot
+            assert time.monotonic() < deadline, plans()
+            time.sleep(0.3)
+        first, second = plans()[body["id"]], plans()[rated["id"]]
+        assert (first["triggers"], first["tier"], first["status"]) == (["tier"], "gold", "following_up")
+        assert "tier" in second["triggers"] and "low_satisfaction" in second["triggers"]
+        for plan in (first, second):
+            assert [a["type"] for a in plan["actions"]].count("callback") == 1
 
 
 def _until(check: Any, what: str, seconds: float = 30) -> Any:
@@ -248,39 +263,21 @@ def test_a_duplicate_merged_into_a_gold_customer_brings_its_open_complaint_up_to
 def test_taken_for_an_erased_customer_while_customer_api_is_down_it_is_erased_too(
     customer_api: RunningService, customers: httpx.Client, tmp_path: Any
 ) -> None:
-    if customer_api.process is None:
-        pytest.skip("needs to start and stop services itself")
     gone = customers.post("/v1/customers", json={"name": "已删除顾客", "phone": "13600002222"}).json()
     assert customers.delete(f"/v1/customers/{gone['id']}").status_code == 204
-    later_port = free_port()
-    complaint_api = start_service(
-        "complaint-api",
-        f"sqlite+aiosqlite:///{tmp_path}/complaints.db",
-        tmp_path,
-        {"COMPLAINT_API_CUSTOMER_API_URL": f"http://127.0.0.1:{later_port}", "COMPLAINT_API_SWEEP_SECONDS": "0.3"},
-    )
-    second_customer_api: RunningService | None = None
-    try:
-        with client_for(complaint_api) as complaints:
-            said = _complaint(gone["id"], subject="已删除顾客的冰箱", description="电话13600002222")
-            taken = complaints.post("/v1/complaints", json=said).json()
-            call = {"customer_id": gone["id"], "name": "已删除顾客", "phone": "13600002222", "topic": "回电"}
-            callback = complaints.post("/v1/callbacks", json=call).json()
-            assert taken["snapshot_status"] == callback["snapshot_status"] == "pending"
-            assert customer_api.database_url is not None  # customer-api comes back: it answers 410 for her
-            second_customer_api = start_service("customer-api", customer_api.database_url, tmp_path, port=later_port)
-            done = _until(
-                lambda: (
-                    (c := complaints.get(f"/v1/complaints/{taken['id']}").json())["snapshot_status"] != "pending" and c
-                ),
-                "the snapshot pass asked customer-api",
-            )
-            called = complaints.get(f"/v1/callbacks/{callback['id']}").json()
-            for secret in ("已删除顾客", "13600002222"):
-                assert secret not in str(done) and secret not in str(called)
-            assert done["snapshot_status"] == "unknown_customer"
-            assert (called["status"], called["outcome"]) == ("completed", "erased")
-    finally:
-        stop_service(complaint_api)
-        if second_customer_api is not None:
-            stop_service(second_customer_api)
+    with _complaint_api_before_customer_api(customer_api, tmp_path) as (complaints, bring_back):
+        said = _complaint(gone["id"], subject="已删除顾客的冰箱", description="电话13600002222")
+        taken = complaints.post("/v1/complaints", json=said).json()
+        call = {"customer_id": gone["id"], "name": "已删除顾客", "phone": "13600002222", "topic": "回电"}
+        callback = complaints.post("/v1/callbacks", json=call).json()
+        assert taken["snapshot_status"] == callback["snapshot_status"] == "pending"
+        bring_back()  # customer-api comes back: it answers 410 for her
+        done = _until(
+            lambda: (c := complaints.get(f"/v1/complaints/{taken['id']}").json())["snapshot_status"] != "pending" and c,
+            "the snapshot pass asked customer-api",
+        )
+        called = complaints.get(f"/v1/callbacks/{callback['id']}").json()
+        for secret in ("已删除顾客", "13600002222"):
+            assert secret not in str(done) and secret not in str(called)
+        assert done["snapshot_status"] == "unknown_customer"
+        assert (called["status"], called["outcome"]) == ("completed", "erased")
