@@ -41,8 +41,10 @@ def fetch_cdnow_master() -> Path:
         check=True,
     )  # fmt: skip
     wheel = next(target.parent.glob("[Ll]ifetimes-0.11.3-*.whl"))
+    partial = target.with_suffix(".part")  # renamed once whole: a run stopped midway leaves no short file behind
     with zipfile.ZipFile(wheel) as archive:
-        target.write_bytes(archive.read(MEMBER))
+        partial.write_bytes(archive.read(MEMBER))
+    partial.replace(target)
     return target
 
 
