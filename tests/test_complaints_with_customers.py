@@ -48,6 +48,17 @@ def test_a_gold_customers_complaint_is_never_below_high(customers: httpx.Client,
     assert complaints.post("/v1/complaints", json=_complaint(regular["id"])).json()["priority"] == "low"
 
 
+def test_a_follow_up_of_another_customers_complaint_is_refused(
+    customers: httpx.Client, complaints: httpx.Client
+) -> None:
+    first, other = (customers.post("/v1/customers", json={"name": n, "phone": _phone()}).json() for n in "甲乙")
+    earlier = complaints.post("/v1/complaints", json=_complaint(first["id"])).json()
+    refused = complaints.post("/v1/complaints", json=_complaint(other["id"], follows_up=earlier["id"]))
+    assert refused.status_code == 422 and refused.json()["field"] == "follows_up", refused.text
+    followed = complaints.post("/v1/complaints", json=_complaint(first["id"], follows_up=earlier["id"]))
+    assert followed.status_code == 201 and followed.json()["follows_up"] == earlier["id"], followed.text
+
+
 def test_unknown_customers_are_refused_and_merged_ones_follow_the_survivor(
     customers: httpx.Client, complaints: httpx.Client
 ) -> None:

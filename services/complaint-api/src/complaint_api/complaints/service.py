@@ -153,8 +153,14 @@ async def take_complaint(
     status, snapshot = lookup
     if status == "unknown_customer":
         raise Unprocessable(f"customer {data.customer_id} is not known to customer-api", field="customer_id")
-    if data.follows_up is not None and await session.get(Complaint, data.follows_up) is None:
-        raise Unprocessable(f"no complaint {data.follows_up} to follow up", field="follows_up")
+    if data.follows_up is not None:
+        followed = await session.get(Complaint, data.follows_up)
+        if followed is None:
+            raise Unprocessable(f"no complaint {data.follows_up} to follow up", field="follows_up")
+        # Another customer's complaint is no follow-up of this one. Checked once customer-api has said who the
+        # customer is (the survivor of a merge too); taken while it is down, the link cannot be checked.
+        if snapshot is not None and followed.customer_id not in (data.customer_id, snapshot.customer_id):
+            raise Unprocessable(f"complaint {followed.number} is another customer's", field="follows_up")
     now = utcnow()
     complaint = Complaint(
         id=uuid7(),
