@@ -47,9 +47,10 @@ def _render(callback: object, principal: Principal, *, status_code: int = 200) -
     summary="Ask for a call back (「留下电话，客服回电」)",
     description="Due within the configured business minutes, or at `preferred_at` if later. A known customer's "
     "tier sets the priority (gold: high). A `phone` left without `customer_id` or `complaint_id` is looked up: "
-    "the callback is the customer's whose live profile has that number (`snapshot_status: no_customer` when none "
-    "has). When customer-api cannot be asked, the callback is kept with `snapshot_status: pending`, and its "
-    "customer, name and priority are filled in once customer-api answers.",
+    "the callback is the customer's whose live profile has that number, without their name "
+    "(`snapshot_status: no_customer` when none has). When customer-api cannot be asked, the callback is kept "
+    "with `snapshot_status: pending`, and what it would have said is filled in once it answers. The phone is "
+    "masked unless the key has `customers:pii`.",
     responses=problem_responses(401, 403, 409, 410, 422),
 )
 async def request_callback(

@@ -61,9 +61,9 @@ class CallbackRead(ResponseModel):
     priority: str
     snapshot_status: Literal["pending", "ok", "unknown_customer", "no_customer"] | None = Field(
         description="`pending` while customer-api could not be asked about the customer yet (the customer of a "
-        "phone left alone, their name and priority are filled in once it answers); `no_customer` when no live "
-        "profile has the phone left alone: the caller is anonymous; null for such a callback taken before phones "
-        "were looked up"
+        "phone left alone, the name of one named by id, and the priority are filled in once it answers); "
+        "`no_customer` when no live profile has the phone left alone: the caller is anonymous; null for such a "
+        "callback taken before phones were looked up"
     )
     preferred_at: dt.datetime | None
     due_at: dt.datetime
