@@ -184,6 +184,28 @@ def test_a_database_that_cannot_be_used_is_a_message_not_a_traceback(
     assert "s3cret" not in refused.output and "Traceback" not in refused.output
 
 
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("", "has no header row"),
+        ("姓名,电话\n王芳,13812345678\n", "names none of the columns"),
+        ("name,phone,phone\n王芳,13812345678,13912345678\n", "names the column phone twice"),
+    ],
+)
+@pytest.mark.parametrize("command", ["import-customers", "import-purchases"])
+async def test_a_file_whose_header_cannot_be_read_is_refused_whole(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path, text: str, complaint: str, command: str
+) -> None:
+    """An empty file said "0 imported"; a header of unknown columns rejected every row with one reason; a column
+    named twice kept its last value."""
+    source = tmp_path / "file.csv"
+    source.write_text(text, encoding="utf-8")
+    env = {"DATABASE_URL": database_url, "COLUMNS": "200"}
+    result = await asyncio.to_thread(CliRunner().invoke, cli, [command, str(source)], env=env)
+    assert result.exit_code == 2 and complaint in result.output, result.output
+    assert (await client.get("/v1/customers")).json()["items"] == []
+
+
 def test_an_import_on_a_database_without_the_schema_says_to_migrate(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"}
     customers_csv = tmp_path / "customers.csv"

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -106,14 +106,24 @@ ENCODINGS = ("utf-8-sig", "gb18030")
 Record = tuple[int, dict[str, str | None]]  # a CSV record and the line it ends on
 
 
-def _rows(path: Path) -> list[Record]:
-    """The file's records, each with the line it ends on (as an editor numbers them, blank lines counted)."""
+def _rows(path: Path, columns: Collection[str]) -> list[Record]:
+    """The file's records, each with the line it ends on (as an editor numbers them, blank lines counted). A file
+    whose header is missing, names a column twice or none of `columns` is refused whole, not row by row."""
     data = path.read_bytes()
     for encoding in ENCODINGS:
         try:
             reader = csv.DictReader(io.StringIO(data.decode(encoding), newline=""))
         except UnicodeDecodeError:
             continue
+        header = [name.strip() for name in reader.fieldnames or []]
+        if not any(header):
+            raise typer.BadParameter(f"{path} has no header row: {', '.join(columns)}", param_hint="PATH")
+        if twice := sorted({name for name in header if name and header.count(name) > 1}):
+            raise typer.BadParameter(f"{path} names the column {', '.join(twice)} twice", param_hint="PATH")
+        if not set(header) & set(columns):
+            raise typer.BadParameter(
+                f"{path}'s header names none of the columns: {', '.join(columns)}", param_hint="PATH"
+            )
         return [(reader.line_num, row) for row in reader]
     raise typer.BadParameter(f"{path} is neither UTF-8 nor GB18030 (GBK) text; save it as UTF-8", param_hint="PATH")
 
@@ -140,6 +150,9 @@ require_schema = add_service_commands(
 )
 
 
+CUSTOMER_COLUMNS = (*CustomerCreate.model_fields, "external_id")
+
+
 def _customer_body(row: dict[str, Any]) -> dict[str, Any]:
     body = {k: v for k, v in row.items() if v is not None and k not in {"tags", "external_id"}}
     if row.get("tags"):
@@ -152,7 +165,7 @@ def _customer_body(row: dict[str, Any]) -> dict[str, Any]:
 async def _import_customers(path: Path, report: ImportReport) -> None:
     settings = Settings()
     database = Database(settings.resolved_database_url)
-    rows = _rows(path)
+    rows = _rows(path, CUSTOMER_COLUMNS)
     try:
         with _progress() as progress:
             task = progress.add_task("customers", total=len(rows))
@@ -211,6 +224,9 @@ def _same(field: str, value: str | None) -> object:
         with contextlib.suppress(ValueError):
             return dt.datetime.fromisoformat(value)
     return value
+
+
+PURCHASE_COLUMNS = ("order_id", *CUSTOMER_REFS, *ORDER_FIELDS, "sku", "name", "category", "quantity", "unit_price")
 
 
 def _orders(rows: list[Record], report: ImportReport) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -307,7 +323,7 @@ async def _resolve_customers(
 async def _import_purchases(path: Path, report: ImportReport) -> None:
     settings = Settings()
     database = Database(settings.resolved_database_url)
-    orders = list(_orders(_rows(path), report))
+    orders = list(_orders(_rows(path, PURCHASE_COLUMNS), report))
     try:
         orders = await _resolve_customers(database, orders, settings.default_region, report)
         with _progress() as progress:
