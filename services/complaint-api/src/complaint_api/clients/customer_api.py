@@ -35,6 +35,14 @@ class CustomerErased(Exception):
         self.customer_id = customer_id
 
 
+def _snapshot(profile: dict[str, Any]) -> CustomerSnapshot:
+    """What complaint-api keeps of a profile as customer-api renders it."""
+    return CustomerSnapshot(
+        uuid.UUID(profile["id"]), profile.get("name"), profile.get("tier", "regular"), profile["type"],
+        profile.get("created_at"),
+    )  # fmt: skip
+
+
 def _survivor(moved: httpx.Response) -> uuid.UUID:
     """The profile a merged id's 308 names."""
     return uuid.UUID(moved.json()["merged_into"])
@@ -57,10 +65,7 @@ async def fetch_customer(peer: PeerClient, customer_id: uuid.UUID) -> CustomerSn
             return None
         if response.status_code != 200:
             raise PeerUnavailable("customer-api", f"unexpected status {response.status_code}")
-        body = response.json()
-        return CustomerSnapshot(
-            uuid.UUID(body["id"]), body.get("name"), body.get("tier", "regular"), body["type"], body.get("created_at")
-        )
+        return _snapshot(response.json())
     return None
 
 
@@ -74,12 +79,7 @@ async def find_customer_by_phone(peer: PeerClient, phone: str) -> CustomerSnapsh
     # A phone number belongs to one live profile at most (customer-api refuses a second one). Should it ever
     # answer with more than one, none is taken: a callback linked to the wrong person would go into their export
     # and survive the caller's own erasure, so it stays anonymous instead.
-    if len(found) != 1:
-        return None
-    body = found[0]
-    return CustomerSnapshot(
-        uuid.UUID(body["id"]), body.get("name"), body.get("tier", "regular"), body["type"], body.get("created_at")
-    )
+    return _snapshot(found[0]) if len(found) == 1 else None
 
 
 async def purchases_between(

@@ -31,7 +31,6 @@ from complaint_api.complaints.schemas import (
 )
 from complaint_api.kb.service import get_article, suggest
 from complaint_api.recovery import service as recovery
-from complaint_api.sla import service as sla
 from crm_kit.concurrency import IfMatch, etag
 from crm_kit.db import SessionDep
 from crm_kit.errors import NotFound, Unprocessable, problem_responses
@@ -172,7 +171,6 @@ async def _step(
         changes=changes,
         data=data,
     )
-    await sla.flag_step(session, complaint)
     if action == "close":
         await recovery.on_closed(session, complaint, rules.settings, actor)
     elif action == "reopen":

@@ -332,6 +332,8 @@ async def transition(
             data={"action": action, **(data or {})},
         )
     )
+    # A target this step met late is a breach, though no sweep saw it missed (one may not have run since).
+    sla.flag_missed(session, complaint, now=now)
     await session.flush()
     return complaint
 

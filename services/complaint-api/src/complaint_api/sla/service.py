@@ -97,8 +97,8 @@ async def flag_breaches(session: AsyncSession, *, now: dt.datetime, limit: int =
 def flag_missed(session: AsyncSession, complaint: Complaint, *, now: dt.datetime) -> None:
     """Flag each target of `complaint` missed as of `now`: met after its due time, or not met and past it.
 
-    The sweep finds the targets not met; a step of the process that meets one late calls this on its own
-    complaint, so the breach counts even when no sweep ran between the due time and the step."""
+    The sweep finds the targets not met; a step of the process (or the start of a hold) calls this on its own
+    complaint, so a target met late counts even when no sweep ran between the due time and the step."""
     for target, due in (("first_response", complaint.first_response_due), ("resolution", complaint.resolution_due)):
         met = complaint.first_responded_at if target == "first_response" else complaint.resolved_at
         if getattr(complaint, f"{target}_breached") or due is None or (met or now) <= due:
@@ -114,12 +114,6 @@ def flag_missed(session: AsyncSession, complaint: Complaint, *, now: dt.datetime
                 data={"target": target, "due": due.isoformat(), "priority": complaint.priority},
             )
         )
-
-
-async def flag_step(session: AsyncSession, complaint: Complaint) -> None:
-    """After a step of the process (taken at `complaint.updated_at`): flag the targets it met late."""
-    flag_missed(session, complaint, now=complaint.updated_at)
-    await session.flush()
 
 
 def policy_rows(values: dict[str, tuple[int, int]]) -> Sequence[dict[str, Any]]:

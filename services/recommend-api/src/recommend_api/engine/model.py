@@ -393,13 +393,22 @@ class Model:
                 items.astype(np.int64), category=category, exclude=exclude, avoid_categories=avoid_categories
             )
             ok = allowed if ok is None else ok & allowed
-        unnamed = None if name_avoided else (exclude, avoid_categories)
-        if unnamed is not None:  # an item new to the customer that follows only avoided items is offered for them
-            explained = ~self._follows_only_unnamed(rows, unnamed)
-            ok = explained if ok is None else ok & explained
+        followers = None  # (own item, item following it) pairs that may explain a new item; None: all of them
+        if not name_avoided:
+            own = self._own_items(rows)
+            followers = self._followed_by(
+                own[self._allowed(own, category=None, exclude=exclude, avoid_categories=avoid_categories)]
+            )
+            # An item new to the customer that follows only avoided items would be offered because of them.
+            for_avoided = (
+                (self._a["cand_reason"][rows] == 1)
+                & np.isin(items, self._followed_by(own)[1])
+                & ~np.isin(items, followers[1])
+            )
+            ok = ~for_avoided if ok is None else ok & ~for_avoided
         # With nothing to filter out, the stored order is the answer.
         picked = np.arange(len(items))[:k] if ok is None else np.flatnonzero(ok)[:k]
-        out = self._candidates(rows, picked, unnamed=unnamed)
+        out = self._candidates(rows, picked, followers=followers)
         if len(out) < k and kind != "repeat":
             taken = np.concatenate([exclude, items[picked].astype(np.int64)])
             if kind == "new":
@@ -408,10 +417,10 @@ class Model:
         return out
 
     def _candidates(
-        self, rows: slice, picked: IntArray, *, unnamed: tuple[IntArray, Collection[str]] | None = None
+        self, rows: slice, picked: IntArray, *, followers: tuple[IntArray, IntArray] | None = None
     ) -> list[Suggestion]:
         """The stored candidates at positions ``picked`` of a customer's ``rows``, with their reasons; ``because``
-        names none of the ``unnamed`` items and categories.
+        names only items of the ``followers`` pairs (by default, any of the customer's).
 
         Each array is read once for all of them (a request renders up to 50), not once per candidate.
         """
@@ -423,7 +432,7 @@ class Model:
         times = a["cand_times"][at].tolist()
         last = a["cand_last"][at].tolist()
         categories = self._cat_names(items)
-        own: tuple[IntArray, IntArray] | None = None  # (own item, item following it), read when first needed
+        own = followers  # (own item, item following it), read when first needed
         out: list[Suggestion] = []
         for n, i in enumerate(items.tolist()):
             reason = _REASONS[reasons[n]]
@@ -437,26 +446,16 @@ class Model:
             because: tuple[str, ...] = ()
             if reason == "bought_together":
                 if own is None:
-                    own = self._followed_by(self._own_items(rows, unnamed))
+                    own = self._followed_by(self._own_items(rows))
                 because = tuple(self._skus[x] for x in own[0][own[1] == i][:3].tolist())
             out.append(Suggestion(self._skus[i], scores[n], reason, categories[n], because=because))
         return out
 
-    def _own_items(self, rows: slice, unnamed: tuple[IntArray, Collection[str]] | None = None) -> IntArray:
-        """The items the customer bought, in their list's order, but the ``unnamed`` items and categories."""
+    def _own_items(self, rows: slice) -> IntArray:
+        """The items the customer bought, in their list's order."""
         a = self._a
         own: IntArray = a["cand_items"][rows][a["cand_reason"][rows] == 0].astype(np.int64)
-        if unnamed is None:
-            return own
-        return own[self._allowed(own, category=None, exclude=unnamed[0], avoid_categories=unnamed[1])]
-
-    def _follows_only_unnamed(self, rows: slice, unnamed: tuple[IntArray, Collection[str]]) -> npt.NDArray[np.bool_]:
-        """Mask of a customer's candidates: new items that follow some of their items into baskets, but none of those
-        outside the ``unnamed`` items and categories."""
-        items = self._a["cand_items"][rows]
-        follows_any = np.isin(items, self._followed_by(self._own_items(rows))[1])
-        follows_named = np.isin(items, self._followed_by(self._own_items(rows, unnamed))[1])
-        return np.asarray((self._a["cand_reason"][rows] == 1) & follows_any & ~follows_named)
+        return own
 
     def _followed_by(self, own: IntArray) -> tuple[IntArray, IntArray]:
         """Pairs (x, y), as two arrays, of each of the customer's items x (in the given order) and each item y that
