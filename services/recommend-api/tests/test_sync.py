@@ -7,6 +7,7 @@ tests/ (test_recommend_with_customers.py).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -16,10 +17,11 @@ from conftest import add_baskets, build_model, customer
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from crm_kit.db import Database
+from crm_kit.db import Database, upsert, utcnow
 from recommend_api.builds.models import ModelVersion
 from recommend_api.sync.audience import refresh_audience
-from recommend_api.sync.models import Item, PurchaseLine
+from recommend_api.sync.catalogue import refresh_catalogue
+from recommend_api.sync.models import CustomerState, Item, PurchaseLine
 from recommend_api.sync.service import SyncResult, apply_customer_events, apply_purchases
 
 
@@ -170,6 +172,25 @@ async def test_restriction_and_withdrawn_consent_leave_only_popular_items(
     )
     for who in (restricted, withdrawn):
         assert (await client.get(f"/v1/customers/{who}/recommendations")).json()["personalised"] is True
+
+
+async def test_rows_written_by_a_replica_whose_clock_is_behind_are_still_read(app: FastAPI) -> None:
+    database: Database = app.state.database
+    await _apply(app, orders=[order("O-1", customer(51), ["A"], categories={"A": "乳品"})],
+                 events=[event("restricted", customer(51))])  # fmt: skip
+    async with database.session_scope(read_only=True) as session:
+        await refresh_catalogue(session, app.state.catalogue)
+    # Another replica, its clock 20 s behind, writes after this one has read its newest rows.
+    behind = utcnow() - dt.timedelta(seconds=20)
+    async with database.session_scope() as session:
+        await upsert(session, CustomerState.__table__, [{"customer_id": customer(52), "restricted": True,
+                                                         "updated_at": behind}], key=["customer_id"])  # fmt: skip
+        await upsert(session, Item.__table__, [{"sku": "B", "category": "粮油", "updated_at": behind}], key=["sku"])
+    async with database.session_scope(read_only=True) as session:
+        await refresh_audience(session, app.state.audience)
+        await refresh_catalogue(session, app.state.catalogue)
+    assert app.state.audience.resolve(customer(52)) == (customer(52), False)
+    assert app.state.catalogue.category_of("B") == "粮油"
 
 
 async def test_background_passes_are_counted_and_a_sync_without_customer_api_fails(

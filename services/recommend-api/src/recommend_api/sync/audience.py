@@ -9,13 +9,28 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from recommend_api.sync.models import CustomerState
 
 MERGE_HOPS = 8
+#: How far before the watermark a refresh reads again. Rows are stamped with the writing replica's clock, so a
+#: replica whose clock is behind writes rows older than the newest one already read; re-applying them is harmless.
+REREAD = dt.timedelta(seconds=60)
+
+
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
+
+
+def changed_since(query: Q, column: InstrumentedAttribute[dt.datetime], watermark: dt.datetime | None) -> Q:
+    """The rows of ``query`` stamped at or after the watermark less :data:`REREAD`, oldest first."""
+    if watermark is not None:
+        query = query.where(column >= watermark - REREAD)
+    return query.order_by(column)
 
 
 @dataclass
@@ -49,10 +64,8 @@ class Audience:
 
 
 async def refresh_audience(session: AsyncSession, audience: Audience) -> Audience:
-    """Apply the states changed since the last refresh (at or after the watermark: ties are re-read)."""
-    query = select(CustomerState).order_by(CustomerState.updated_at)
-    if audience.watermark is not None:
-        query = query.where(CustomerState.updated_at >= audience.watermark)
+    """Apply the states changed since the last refresh (see :data:`REREAD`)."""
+    query = changed_since(select(CustomerState), CustomerState.updated_at, audience.watermark)
     for state in (await session.execute(query)).scalars():
         audience.apply(state)
         audience.watermark = state.updated_at

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from recommend_api.sync.audience import changed_since
 from recommend_api.sync.models import Item
 
 
@@ -26,10 +27,8 @@ class Catalogue:
 
 
 async def refresh_catalogue(session: AsyncSession, catalogue: Catalogue) -> Catalogue:
-    """Apply the items changed since the last refresh (at or after the watermark: ties are re-read)."""
-    query = select(Item.sku, Item.category, Item.updated_at).order_by(Item.updated_at)
-    if catalogue.watermark is not None:
-        query = query.where(Item.updated_at >= catalogue.watermark)
+    """Apply the items changed since the last refresh (see :data:`~recommend_api.sync.audience.REREAD`)."""
+    query = changed_since(select(Item.sku, Item.category, Item.updated_at), Item.updated_at, catalogue.watermark)
     for sku, category, updated_at in (await session.execute(query)).all():
         if category:
             catalogue.categories[sku] = category
