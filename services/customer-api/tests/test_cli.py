@@ -16,6 +16,7 @@ import httpx
 import pytest
 from alembic import command
 from fastapi import FastAPI
+from helpers import create_customer
 from sqlalchemy import insert
 from typer.testing import CliRunner
 
@@ -309,6 +310,32 @@ async def test_a_row_with_more_fields_than_the_header_is_rejected_not_shifted(
     found = (await client.get("/v1/customers", params={"q": "XF-0001"})).json()["items"]
     history = (await client.get(f"/v1/customers/{found[0]['id']}/purchases")).json()["items"]
     assert [p["order_id"] for p in history] == ["XF-2"]  # not XF-1 at 59.00, nor without its second line
+
+
+async def test_a_merged_profiles_old_card_and_phone_import_onto_the_survivor(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    """The survivor of a merge kept its own card and phone: the till still sends the duplicate's."""
+    survivor = await create_customer(client, name="郑洁", card_number="CARD-3001")
+    duplicate = await create_customer(client, name="郑洁(旧)", card_number="CARD-3002")
+    merged = await client.post(f"/v1/customers/{duplicate['id']}/merge", json={"target_id": survivor["id"]})
+    assert merged.status_code == 200, merged.text
+    env = {"DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    purchases_csv = tmp_path / "old-card.csv"
+    purchases_csv.write_text(
+        "order_id,card_number,phone,purchased_at,sku,quantity,unit_price\n"
+        "OC-1,card-3002,,2026-10-01T10:00:00+08:00,6901,1,9.90\n"
+        f"OC-2,,{duplicate['phone']},2026-10-02T10:00:00+08:00,6902,1,5.00\n",
+        encoding="utf-8",
+    )
+    output = await asyncio.to_thread(_run, ["import-purchases", str(purchases_csv)], env)
+    assert "2 imported, 0 already present, 0 rejected" in output, output
+    history = (await client.get(f"/v1/customers/{survivor['id']}/purchases")).json()["items"]
+    assert sorted(p["order_id"] for p in history) == ["OC-1", "OC-2"]
+    customers_csv = tmp_path / "old-card-customers.csv"
+    customers_csv.write_text(f"name,phone,card_number\n郑洁,,CARD-3002\n郑洁,{duplicate['phone']},\n", encoding="utf-8")
+    output = await asyncio.to_thread(_run, ["import-customers", str(customers_csv)], env)
+    assert "0 imported, 2 already present, 0 rejected" in output, output
 
 
 async def test_an_order_whose_rows_name_another_customer_or_time_is_rejected_whole(

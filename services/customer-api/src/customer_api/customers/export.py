@@ -15,7 +15,7 @@ from customer_api.analytics.service import value_of
 from customer_api.config import Settings
 from customer_api.customers.models import Customer, CustomerEvent
 from customer_api.customers.schemas import CustomerEventRead, customer_read
-from customer_api.customers.service import get_customer
+from customer_api.customers.service import absorbed_identifiers, get_customer
 from customer_api.interactions.models import Interaction
 from customer_api.interactions.schemas import InteractionRead
 from customer_api.purchases.models import Purchase
@@ -24,6 +24,7 @@ from customer_api.purchases.schemas import PurchaseRead
 
 async def export_customer(session: AsyncSession, *, customer_id: uuid.UUID, settings: Settings) -> dict[str, Any]:
     customer = await get_customer(session, customer_id)
+    identifiers = (await absorbed_identifiers(session, [customer.id]))[customer.id]
     # Profiles merged into this one are the same person: their own change events come along.
     absorbed = select(Customer.id).where(Customer.merged_into == customer.id)
     purchases = (
@@ -48,7 +49,7 @@ async def export_customer(session: AsyncSession, *, customer_id: uuid.UUID, sett
     ).scalars()
     return {
         "exported_at": utcnow().isoformat(),
-        "profile": customer_read(customer, show_pii=True).model_dump(mode="json"),
+        "profile": customer_read(customer, absorbed=identifiers, show_pii=True).model_dump(mode="json"),
         "purchases": [PurchaseRead.model_validate(p).model_dump(mode="json") for p in purchases],
         "interactions": [InteractionRead.model_validate(i).model_dump(mode="json") for i in interactions],
         "events": [CustomerEventRead.model_validate(e).model_dump(mode="json") for e in events],

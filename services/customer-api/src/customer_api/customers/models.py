@@ -1,4 +1,4 @@
-"""Tables of the customer archive: profiles and their change feed."""
+"""Tables of the customer archive: profiles, the identifiers they absorbed in merges, and their change feed."""
 
 from __future__ import annotations
 
@@ -59,6 +59,20 @@ class Customer(Base):
         # tombstones pointing at it: without an index, each is a scan of every customer.
         Index("ix_customers_merged_into", "merged_into", sqlite_where=MERGED, postgresql_where=MERGED),
     )
+
+
+class CustomerIdentifier(Base):
+    """A phone, email or card number (normalised as on `customers`) that a profile absorbed from a duplicate merged
+    into it while holding its own: the old card and number still find the person, and no other live profile may
+    take them. A row changes only together with its profile's row (a merge, a PATCH, an erasure), so the profile's
+    version and its cache notification cover it."""
+
+    __tablename__ = "customer_identifiers"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(254), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CustomerEvent(Base):

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kit.auth import Principal, require
 from crm_kit.concurrency import IfMatch, etag
@@ -52,6 +53,7 @@ EXPORT_EXAMPLE = {
         "birthday": "1988-05-20",
         "address": {"province": "上海市", "city": "上海市", "district": "静安区", "street": "南京西路1266号"},
         "card_number": "VIP20260001",
+        "absorbed_identifiers": [{"kind": "phone", "value": "+8613900000021"}],
         "tags": ["母婴", "高频"],
         "attributes": {},
         "owner_id": "staff-017",
@@ -97,15 +99,22 @@ EXPORT_EXAMPLE = {
 }  # fmt: skip
 
 
-def _render(customer: Any, principal: Principal, *, status_code: int = 200, location: bool = False) -> Response:
-    return _profile_response(customer, principal.has("customers:pii"), status_code=status_code, location=location)
+async def _render(
+    session: AsyncSession, customer: Any, principal: Principal, *, status_code: int = 200, location: bool = False
+) -> Response:
+    absorbed = (await service.absorbed_identifiers(session, [customer.id]))[customer.id]
+    show_pii = principal.has("customers:pii")
+    return _profile_response(customer, absorbed, show_pii, status_code=status_code, location=location)
 
 
-def _profile_response(customer: Any, show_pii: bool, *, status_code: int = 200, location: bool = False) -> Response:
+def _profile_response(
+    customer: Any, absorbed: list[Any], show_pii: bool, *, status_code: int = 200, location: bool = False
+) -> Response:
     headers = {"ETag": etag(customer.version)}
     if location:
         headers["Location"] = f"/v1/customers/{customer.id}"
-    return model_response(customer_read(customer, show_pii=show_pii), status_code=status_code, headers=headers)
+    read = customer_read(customer, absorbed=absorbed, show_pii=show_pii)
+    return model_response(read, status_code=status_code, headers=headers)
 
 
 def _rendering(response: Response) -> Rendering:
@@ -126,7 +135,7 @@ async def create_customer(
 ) -> Response:
     async def produce() -> Response:
         customer = await service.create_customer(session, data=data, region=region)
-        return _render(customer, principal, status_code=201, location=True)
+        return await _render(session, customer, principal, status_code=201, location=True)
 
     return await idempotency.execute(produce)
 
@@ -135,8 +144,9 @@ async def create_customer(
     "",
     response_model=Page[CustomerRead],
     summary="Search customers",
-    description="`q` matches a name fragment, a phone (any format), an email or a card number. `phone` matches "
-    "that number only (any format; a 422 if it is none), for a peer asking whose number it is. "
+    description="`q` matches a name fragment, a phone (any format), an email or a card number, a profile's own or "
+    "one it absorbed in a merge. `phone` matches that number only (any format; a 422 if it is none), for a peer "
+    "asking whose number it is. "
     "`consent` keeps only customers who granted that purpose and are not restricted.",
     responses=problem_responses(400, 401, 403, 422),
 )
@@ -160,8 +170,11 @@ async def search_customers(
     )  # fmt: skip
     after = page.keyset(uuid.UUID)
     rows = await service.search_customers(session, query, after=after[0] if after else None, limit=page.limit)
+    absorbed = await service.absorbed_identifiers(session, [c.id for c in rows])
     show_pii = principal.has("customers:pii")
-    return model_response(page.page(rows, lambda c: customer_read(c, show_pii=show_pii), lambda c: (c.id,)))
+    return model_response(
+        page.page(rows, lambda c: customer_read(c, absorbed=absorbed[c.id], show_pii=show_pii), lambda c: (c.id,))
+    )
 
 
 @router.post(
@@ -180,7 +193,8 @@ async def reassign(data: ReassignRequest, session: SessionDep, _: CustomersWrite
     "/{customer_id}",
     response_model=CustomerRead,
     summary="Read a customer",
-    description="PII (phone, email, address, birthday) is masked unless the key has `customers:pii`.",
+    description="PII (phones and emails, absorbed ones too, address, birthday) is masked unless the key has "
+    "`customers:pii`.",
     responses={**problem_responses(401, 403, 404, 410, 422), **MOVED},
 )
 async def read_customer(
@@ -189,11 +203,14 @@ async def read_customer(
     cache: ProfileCache = request.app.state.profile_cache
     epoch = cache.epoch  # taken before the read: a change that lands meanwhile keeps this read out
     profile = await service.read_profile(session, customer_id)
+    absorbed = (await service.absorbed_identifiers(session, [profile.id]))[profile.id]
     show_pii = principal.has("customers:pii")
-    response = _profile_response(profile, show_pii)
+    response = _profile_response(profile, absorbed, show_pii)
     # The caller's rendering is this response; the other one is made only if the cache keeps the profile.
     cache.store(
-        customer_id, epoch, lambda pii: _rendering(response if pii == show_pii else _profile_response(profile, pii))
+        customer_id,
+        epoch,
+        lambda pii: _rendering(response if pii == show_pii else _profile_response(profile, absorbed, pii)),
     )
     return response
 
@@ -217,7 +234,7 @@ async def update_customer(
     customer = await service.update_customer(
         session, customer_id=customer_id, data=data, expected_version=expected_version, region=region
     )
-    return _render(customer, principal)
+    return await _render(session, customer, principal)
 
 
 @router.delete(
@@ -269,14 +286,15 @@ async def export(
     response_model=CustomerRead,
     summary="Merge a duplicate profile into another",
     description="Purchases and contact history move to the target; this id becomes a tombstone whose reads "
-    "answer 308 with the target.",
+    "answer 308 with the target. The duplicate's phone, email and card number, where the target has its own, "
+    "become the target's `absorbed_identifiers`: they still find it, and no other profile may take them.",
     responses={**problem_responses(401, 403, 404, 410, 422), **MOVED},
 )
 async def merge(
     customer_id: uuid.UUID, data: MergeRequest, session: SessionDep, principal: CustomersWriter
 ) -> Response:
     target = await service.merge_customers(session, duplicate_id=customer_id, target_id=data.target_id)
-    return _render(target, principal)
+    return await _render(session, target, principal)
 
 
 @feed_router.get(

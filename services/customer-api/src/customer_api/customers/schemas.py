@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
@@ -153,6 +154,11 @@ class Consent(BaseModel):
     source: str | None = None
 
 
+class AbsorbedIdentifier(ResponseModel):
+    kind: Literal["phone", "email", "card_number"]
+    value: str
+
+
 class CustomerRead(ResponseModel):
     id: uuid.UUID
     type: CustomerType
@@ -164,6 +170,11 @@ class CustomerRead(ResponseModel):
     birthday: dt.date | None
     address: dict[str, Any] | None
     card_number: str | None
+    absorbed_identifiers: list[AbsorbedIdentifier] = Field(
+        default_factory=list,
+        description="Phones, emails and card numbers of duplicates merged into this profile while it had its own: "
+        "they still find it, and no other profile may take them. Phones and emails masked as the profile's own",
+    )
     tags: list[str]
     attributes: dict[str, Any]
     owner_id: str | None
@@ -173,7 +184,9 @@ class CustomerRead(ResponseModel):
     segment: str | None
     consents: dict[str, Consent]
     restricted: bool
-    pii_masked: bool = Field(False, description="True when phone, email, address and birthday are masked")
+    pii_masked: bool = Field(
+        False, description="True when phones, emails (absorbed ones too), address and birthday are masked"
+    )
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -192,6 +205,10 @@ class CustomerRead(ResponseModel):
                     "birthday": None,
                     "address": {"province": "上海市", "city": "上海市"},
                     "card_number": "VIP20260001",
+                    "absorbed_identifiers": [
+                        {"kind": "phone", "value": "+86139****0021"},
+                        {"kind": "card_number", "value": "VIP20190457"},
+                    ],
                     "tags": ["母婴", "高频"],
                     "attributes": {"preferred_store": "SH-JA-001"},
                     "owner_id": "staff-017",
@@ -277,8 +294,16 @@ def _mask_email(email: str | None) -> str | None:
     return local[:1] + "***@" + domain
 
 
-def customer_read(customer: Any, *, show_pii: bool) -> CustomerRead:
-    read = CustomerRead.model_validate(customer)
+def _mask_identifier(identifier: AbsorbedIdentifier) -> AbsorbedIdentifier:
+    """An absorbed phone or email masked as the profile's own are; a card number, as the profile's, is not."""
+    mask = {"phone": mask_phone, "email": _mask_email}.get(identifier.kind)
+    return identifier if mask is None else identifier.model_copy(update={"value": mask(identifier.value)})
+
+
+def customer_read(customer: Any, *, absorbed: Iterable[Any], show_pii: bool) -> CustomerRead:
+    """The profile as a response, with the identifiers it absorbed in merges (rows of kind and value)."""
+    identifiers = [AbsorbedIdentifier.model_validate(i) for i in absorbed]
+    read = CustomerRead.model_validate(customer).model_copy(update={"absorbed_identifiers": identifiers})
     if show_pii:
         return read
     address = read.address
@@ -286,6 +311,7 @@ def customer_read(customer: Any, *, show_pii: bool) -> CustomerRead:
         update={
             "phone": mask_phone(read.phone),
             "email": _mask_email(read.email),
+            "absorbed_identifiers": [_mask_identifier(i) for i in identifiers],
             "birthday": None,
             "address": {k: address[k] for k in ("province", "city") if k in address} if address else address,
             "pii_masked": True,

@@ -6,12 +6,27 @@ import contextlib
 import datetime as dt
 import typing
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Row, Select, Table, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +40,7 @@ from crm_kit.feeds import lock_feed
 from crm_kit.idempotency import forget_responses
 from crm_kit.phones import normalize_phone
 from customer_api.analytics.models import CustomerValue
-from customer_api.customers.models import Customer, CustomerEvent
+from customer_api.customers.models import Customer, CustomerEvent, CustomerIdentifier
 from customer_api.customers.schemas import ConsentChange, CustomerCreate, CustomerUpdate, Purpose
 from customer_api.interactions.models import Interaction
 from customer_api.purchases.models import PURCHASE_FEED, Purchase
@@ -70,6 +85,16 @@ def _consents(changes: Mapping[Purpose, ConsentChange], current: dict[str, Any],
     return merged
 
 
+def _holding(field: str, value: str) -> ColumnElement[bool]:
+    """SQL condition: the live customer holds `value` in `field` (phone, email or card number), as their own or
+    absorbed in a merge. A union, not an OR of the two: each side is one index look-up, on either database."""
+    own = select(Customer.id).where(getattr(Customer, field) == value, Customer.status == "active")
+    absorbed = select(CustomerIdentifier.customer_id).where(
+        CustomerIdentifier.kind == field, CustomerIdentifier.value == value
+    )
+    return Customer.id.in_(union_all(own, absorbed))
+
+
 async def _find_duplicate(
     session: AsyncSession, values: dict[str, Any], exclude: uuid.UUID | None = None
 ) -> tuple[str, uuid.UUID] | None:
@@ -77,7 +102,7 @@ async def _find_duplicate(
         value = values.get(field)
         if value is None:
             continue
-        query = select(Customer.id).where(getattr(Customer, field) == value, Customer.status == "active")
+        query = select(Customer.id).where(_holding(field, value), Customer.status == "active")
         if exclude is not None:
             query = query.where(Customer.id != exclude)
         found = (await session.execute(query)).scalar_one_or_none()
@@ -165,16 +190,19 @@ class Registration:
 
 
 async def live_ids(session: AsyncSession, field: str, values: Iterable[str]) -> dict[str, uuid.UUID]:
-    """Each of `values` that a live customer holds in `field` (phone, email or card number), with that customer's id.
-    Asked 1,000 values at a time: each is a parameter, and drivers take a bounded number (asyncpg 32,767)."""
+    """Each of `values` that a live customer holds in `field` (phone, email or card number), as their own or absorbed
+    in a merge, with that customer's id. Asked 1,000 values at a time: each is a parameter (twice), and drivers take
+    a bounded number (asyncpg 32,767)."""
     column = getattr(Customer, field)
     wanted = sorted(set(values))
     found: dict[str, uuid.UUID] = {}
     for start in range(0, len(wanted), 1000):
-        rows = await session.execute(
-            select(column, Customer.id).where(column.in_(wanted[start : start + 1000]), Customer.status == "active")
+        chunk = wanted[start : start + 1000]
+        own = select(column, Customer.id).where(column.in_(chunk), Customer.status == "active")
+        absorbed = select(CustomerIdentifier.value, CustomerIdentifier.customer_id).where(
+            CustomerIdentifier.kind == field, CustomerIdentifier.value.in_(chunk)
         )
-        found.update({value: customer_id for value, customer_id in rows})
+        found.update({value: customer_id for value, customer_id in await session.execute(union_all(own, absorbed))})
     return found
 
 
@@ -276,6 +304,21 @@ async def read_profile(session: AsyncSession, customer_id: uuid.UUID) -> Row[Any
     return _live(customer_id, row)
 
 
+async def absorbed_identifiers(
+    session: AsyncSession, customer_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[Row[uuid.UUID, str, str]]]:
+    """The identifiers each of the profiles absorbed in merges (customer_id, kind, value), oldest first."""
+    rows = await session.execute(
+        select(CustomerIdentifier.customer_id, CustomerIdentifier.kind, CustomerIdentifier.value)
+        .where(CustomerIdentifier.customer_id.in_(customer_ids))
+        .order_by(CustomerIdentifier.created_at, CustomerIdentifier.kind, CustomerIdentifier.value)
+    )
+    found: dict[uuid.UUID, list[Row[uuid.UUID, str, str]]] = {customer_id: [] for customer_id in customer_ids}
+    for row in rows:
+        found[row.customer_id].append(row)
+    return found
+
+
 def _live(customer_id: uuid.UUID, customer: _T | None) -> _T:
     """The profile if it is live; a merged one raises `CustomerMoved`, an erased one is gone."""
     if customer is None:
@@ -331,6 +374,12 @@ async def update_customer(
         customer.updated_at = now
 
     await _apply_unique(session, apply, values, exclude=customer.id)
+    if regained := [(f, changed[f]) for f in UNIQUE_FIELDS if changed.get(f)]:
+        # An identifier the profile absorbed in a merge, set as its own again, is held once: as its own.
+        identifier = tuple_(CustomerIdentifier.kind, CustomerIdentifier.value)
+        await session.execute(
+            delete(CustomerIdentifier).where(CustomerIdentifier.customer_id == customer.id, identifier.in_(regained))
+        )
     if not profiling_allowed(customer.restricted, customer.consents):
         await _leave_profiling(session, customer)
     await record_event(session, customer.id, "updated", {"fields": sorted(set(changed) - {"restricted_at"})})
@@ -375,8 +424,12 @@ async def merge_customers(session: AsyncSession, *, duplicate_id: uuid.UUID, tar
         ]
     }
     duplicate, target = locked[duplicate_id], locked[target_id]
+    # The writer lock of unique fields (see `_apply_unique`), before the first of them is written.
+    await lock_feed(session, CUSTOMER_FEED)
     carried = {f: getattr(duplicate, f) for f in PERSONAL_FIELDS if getattr(target, f) is None}
     carried = {f: v for f, v in carried.items() if v is not None}
+    # Where the target has a phone, email or card number of its own, the duplicate's is absorbed: it still finds them.
+    absorbed = [(f, getattr(duplicate, f)) for f in UNIQUE_FIELDS if f not in carried and getattr(duplicate, f)]
     tags = list(dict.fromkeys([*target.tags, *duplicate.tags]))
     attributes = {**duplicate.attributes, **target.attributes}
     consents = dict(duplicate.consents)
@@ -397,6 +450,9 @@ async def merge_customers(session: AsyncSession, *, duplicate_id: uuid.UUID, tar
 
     for field, value in carried.items():
         setattr(target, field, value)
+    session.add_all(
+        CustomerIdentifier(customer_id=target.id, kind=kind, value=value, created_at=now) for kind, value in absorbed
+    )
     target.tags, target.attributes, target.consents = tags, attributes, consents
     if newly_restricted:
         target.restricted, target.restricted_at = True, duplicate.restricted_at
@@ -410,9 +466,16 @@ async def merge_customers(session: AsyncSession, *, duplicate_id: uuid.UUID, tar
         update(Interaction).where(Interaction.customer_id == duplicate.id).values(customer_id=target.id)
     )
     await session.execute(update(Customer).where(Customer.merged_into == duplicate.id).values(merged_into=target.id))
+    inherited = await session.execute(
+        update(CustomerIdentifier)
+        .where(CustomerIdentifier.customer_id == duplicate.id)
+        .values(customer_id=target.id)
+        .returning(CustomerIdentifier.kind)
+    )
     await forget_responses(session, f"/v1/customers/{duplicate.id}", erased=False)
     await record_event(session, duplicate.id, "merged", {"merged_into": str(target.id)})
     fields = {*carried, "tags", "attributes"}
+    fields |= {"absorbed_identifiers"} if absorbed or inherited.first() else set()
     fields |= {"consents"} if consent_changed else set()
     fields |= {"restricted"} if newly_restricted else set()
     await record_event(session, target.id, "updated", {"fields": sorted(fields), "absorbed": str(duplicate.id)})
@@ -454,6 +517,7 @@ async def erase_customer(session: AsyncSession, *, customer_id: uuid.UUID) -> No
     now = utcnow()
     _clear_personal_data(customer)
     await _leave_profiling(session, customer)
+    await session.execute(delete(CustomerIdentifier).where(CustomerIdentifier.customer_id == customer.id))
     customer.status = "erased"
     customer.erased_at = now
     customer.updated_at = now
@@ -497,17 +561,17 @@ def search_query(
     if q:
         # Case-insensitive on both databases (SQLite's LIKE already is for ASCII, PostgreSQL's is not): a name in
         # Latin letters (Wang Fang, Carrefour) is found however it is typed.
-        conditions = [Customer.name.icontains(q, autoescape=True), Customer.card_number == q.upper()]
+        conditions = [Customer.name.icontains(q, autoescape=True), _holding("card_number", q.upper())]
         if "@" in q:
             # As stored: an address in any spelling that registers as this one (case, an IDNA domain) finds it.
             with contextlib.suppress(Unprocessable):
-                conditions.append(Customer.email == normalize_email(q.strip()))
+                conditions.append(_holding("email", normalize_email(q.strip())))
         with contextlib.suppress(Unprocessable):
-            conditions.append(Customer.phone == normalize_phone(q, region))
+            conditions.append(_holding("phone", normalize_phone(q, region)))
         query = query.where(or_(*conditions))
     if phone is not None:
         try:
-            query = query.where(Customer.phone == normalize_phone(phone, region))
+            query = query.where(_holding("phone", normalize_phone(phone, region)))
         except Unprocessable as exc:
             raise Unprocessable(exc.detail or "not a phone number", field="query.phone") from None
     for column, value in (
