@@ -1,21 +1,35 @@
 """Service recovery with the three services running as real processes: a gold customer buys, complains,
 is looked after and buys again; and the unhappy paths — lost after 90 silent days, a double deviation,
-recommend-api down when the plan is made, customer-api down when it is evaluated."""
+recommend-api down when the plan is made, customer-api down when it is evaluated — and a customer who takes no
+marketing (PIPL restriction, marketing consent withdrawn), who gets no tailored offer."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-import time
 import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningService, client_for, complaint_env, free_port, start_service, stop_service, wait_for
+from conftest import (
+    RunningService,
+    client_for,
+    complaint_env,
+    free_port,
+    recommend_env,
+    start_service,
+    stop_service,
+    wait_for,
+)
 
 import complaint_api.models  # noqa: F401  (every table, for the foreign keys)
 from complaint_api.recovery.models import RecoveryPlan
 from crm_kit.db import Database
+from crm_kit.testing import temporary_database
 
 DAIRY, SNACKS, BAKERY = "乳品", "零食", "烘焙"
 
@@ -70,12 +84,16 @@ def _model(recommendations: httpx.Client) -> None:
     wait_for(lambda: recommendations.get("/v1/models/current").json().get("version", 0) >= version, "the model")
 
 
-def _complain(complaints: httpx.Client, who: str, sku: str, *, assignee: str, score: int | None) -> dict[str, Any]:
+def _take(complaints: httpx.Client, who: str, sku: str) -> dict[str, Any]:
     body = {"customer_id": who, "channel": "app", "category": "food_safety", "sku": sku, "severity": "low",
             "subject": "牛奶变质", "description": "刚买的牛奶打开有酸味。"}  # fmt: skip
     taken = complaints.post("/v1/complaints", json=body)
     assert taken.status_code == 201, taken.text
-    url = f"/v1/complaints/{taken.json()['id']}"
+    return dict(taken.json())
+
+
+def _complain(complaints: httpx.Client, who: str, sku: str, *, assignee: str, score: int | None) -> dict[str, Any]:
+    url = f"/v1/complaints/{_take(complaints, who, sku)['id']}"
     steps = [("escalate", {"department": "生鲜部", "assignee_id": assignee}),
              ("resolution", {"root_cause": "cold_chain", "resolution": "退款并致歉", "corrective_action": "冷柜巡检"}),
              ("reply", {"message": "已为您退款，深表歉意"}), ("close", {})]  # fmt: skip
@@ -95,13 +113,57 @@ def _plan(complaints: httpx.Client, complaint: dict[str, Any]) -> dict[str, Any]
     return dict(wait_for(found, "the recovery plan"))
 
 
-def _offer(complaints: httpx.Client, plan: dict[str, Any], seconds: float = 60) -> dict[str, Any]:
-    def filled() -> dict[str, Any] | None:
-        current = complaints.get(f"/v1/recovery-plans/{plan['id']}").json()
-        offer = next(a for a in current["actions"] if a["type"] == "tailored_offer")
-        return offer if offer["offer_status"] == "filled" else None
+def _tailored(complaints: httpx.Client, plan: dict[str, Any]) -> dict[str, Any]:
+    current = complaints.get(f"/v1/recovery-plans/{plan['id']}").json()
+    return dict(next(a for a in current["actions"] if a["type"] == "tailored_offer"))
 
-    return dict(wait_for(filled, "the tailored offer", seconds))
+
+def _offer(complaints: httpx.Client, plan: dict[str, Any], seconds: float = 60) -> dict[str, Any]:
+    """The plan's tailored offer once it is no longer pending: filled or withheld."""
+    return dict(
+        wait_for(lambda: (a := _tailored(complaints, plan))["offer_status"] != "pending" and a, "the offer", seconds)
+    )
+
+
+def _asked_for_offers(recommend_api: RunningService, who: str) -> bool:
+    """Whether recommend-api's log shows a request for the customer's recovery offers."""
+    return any(f"/v1/customers/{who}/recovery-offers" in line for line in recommend_api.log_lines())
+
+
+def _plan_with(complaints: httpx.Client, complaint: dict[str, Any], *types: str) -> httpx.Response:
+    actions = {"actions": [{"type": t} for t in types]} if types else {}
+    return complaints.post(f"/v1/complaints/{complaint['id']}/recovery", json=actions)
+
+
+@contextlib.asynccontextmanager
+async def _complaint_api_with_peers_down(
+    customer_api: RunningService, recommend_api: RunningService, backend: str, tmp_path: Path, *down: str
+) -> AsyncIterator[tuple[httpx.Client, Callable[[str], RunningService]]]:
+    """A complaint-api of its own, on the suite's backend, that meets the peers named in `down` down (their ports are
+    free); a client of it, and what brings such a peer back on its port: a second process on the suite's database."""
+    suite = {"customer-api": customer_api, "recommend-api": recommend_api}
+    if any(peer.process is None or peer.database_url is None for peer in suite.values()):
+        pytest.skip("needs to start and stop services itself")
+    ports = {name: free_port() for name in down}
+    seen = {name: RunningService(name, f"http://127.0.0.1:{ports[name]}", peer.api_key) if name in ports else peer
+            for name, peer in suite.items()}  # fmt: skip
+    async with temporary_database(backend, "offline_complaint_api", tmp_path) as database_url:
+        env = complaint_env(seen["customer-api"], seen["recommend-api"])
+        started = [start_service("complaint-api", database_url, tmp_path, env)]
+
+        def bring_back(name: str) -> RunningService:
+            suite_database = suite[name].database_url
+            assert suite_database is not None
+            extra = recommend_env(customer_api) if name == "recommend-api" else None
+            started.append(start_service(name, suite_database, tmp_path, extra, port=ports[name]))
+            return started[-1]
+
+        try:
+            with client_for(started[0]) as complaints:
+                yield complaints, bring_back
+        finally:
+            for service in reversed(started):
+                stop_service(service)
 
 
 def test_a_gold_customer_is_recovered_and_the_statistics_show_it(
@@ -119,6 +181,7 @@ def test_a_gold_customer_is_recovered_and_the_statistics_show_it(
     assert {"apology", "tailored_offer"} <= {a["type"] for a in plan["actions"]}
     assert plan["satisfaction_before"] == 2 and plan["owner_id"] == owner and plan["status"] == "following_up"
     offer = _offer(complaints, plan)
+    assert offer["offer_status"] == "filled" and offer["offer_withheld_reason"] is None
     offered = {item["sku"]: item for item in offer["offer"]}
     assert offered and not {shop.milk[0], shop.yogurt[0]} & set(offered)  # never the complained category
     assert all(item["category"] != DAIRY for item in offered.values())
@@ -210,58 +273,191 @@ async def test_silence_for_90_days_is_lost_and_a_second_complaint_is_a_double_de
     assert again["outcome"] == "at_risk" and again["evidence"]["repeat_complaint"]["id"] == second["id"]
 
 
-def test_offers_wait_for_recommend_api_and_outcomes_for_customer_api(
+async def test_offers_wait_for_recommend_api_and_outcomes_for_customer_api(
     customer_api: RunningService,
     recommend_api: RunningService,
     customers: httpx.Client,
     recommendations: httpx.Client,
-    tmp_path: Any,
+    backend_of: dict[str, str],
+    tmp_path: Path,
 ) -> None:
-    if customer_api.process is None or recommend_api.database_url is None or customer_api.database_url is None:
-        pytest.skip("needs to start and stop services itself")
     shop = Shop(customers)
     who = shop.customer("离线期间投诉", tier="gold")
     shop.history(who)
     _model(recommendations)
-    later_customer_api, later_recommend_api = free_port(), free_port()
-    peers_down = RunningService("customer-api", f"http://127.0.0.1:{later_customer_api}", customer_api.api_key)
-    offers_down = RunningService("recommend-api", f"http://127.0.0.1:{later_recommend_api}", recommend_api.api_key)
-    complaint_api = start_service(
-        "complaint-api",
-        f"sqlite+aiosqlite:///{tmp_path}/complaints.db",
-        tmp_path,
-        complaint_env(peers_down, offers_down),
+    backend, both = backend_of["customer-api"], ("customer-api", "recommend-api")
+    async with _complaint_api_with_peers_down(customer_api, recommend_api, backend, tmp_path, *both) as (
+        complaints,
+        bring_back,
+    ):
+        complaint = _complain(complaints, who, shop.milk[0], assignee="mgr-offline", score=None)
+        made = complaints.post(f"/v1/complaints/{complaint['id']}/recovery", json={"avoid_categories": [DAIRY]})
+        assert made.status_code == 201, made.text
+        plan = made.json()
+        assert _tailored(complaints, plan)["offer_status"] == "pending"
+        await asyncio.sleep(1)  # a few sweeps find both peers down
+        assert _tailored(complaints, plan)["offer_status"] == "pending"
+        unavailable = complaints.post(f"/v1/recovery-plans/{plan['id']}/evaluate")
+        assert unavailable.status_code == 503
+        assert complaints.get(f"/v1/recovery-plans/{plan['id']}").json()["outcome"] == "pending"
+
+        order_id = shop.buy_again(who)
+        bring_back("customer-api")
+        # Retried until complaint-api's circuit breaker lets a call through to the revived customer-api.
+        evaluate = f"/v1/recovery-plans/{plan['id']}/evaluate"
+        evaluated = wait_for(lambda: (r := complaints.post(evaluate)).status_code == 200 and r, "an evaluation")
+        assert evaluated.json()["outcome"] == "recovered"
+        assert evaluated.json()["evidence"]["first_purchase"]["order_id"] == order_id
+        assert _tailored(complaints, plan)["offer_status"] == "pending"  # recommend-api is still down
+
+        bring_back("recommend-api")
+        filled = _offer(complaints, plan, seconds=90)
+        assert filled["offer_status"] == "filled"
+        assert filled["offer"] and all(item["category"] != DAIRY for item in filled["offer"])
+
+
+def _restricted(shop: Shop, name: str, tier: str | None = None) -> str:
+    who = shop.customer(name, tier)
+    assert shop.customers.patch(f"/v1/customers/{who}", json={"restricted": True}).status_code == 200
+    return who
+
+
+def _marketing(customers: httpx.Client, who: str, status: str) -> None:
+    changed = customers.patch(f"/v1/customers/{who}", json={"consents": {"marketing": {"status": status}}})
+    assert changed.status_code == 200, changed.text
+
+
+def test_a_customer_who_takes_no_marketing_gets_a_plan_without_a_tailored_offer(
+    customers: httpx.Client, complaints: httpx.Client
+) -> None:
+    shop = Shop(customers)
+    gold = _restricted(shop, "限制处理的金卡会员", tier="gold")
+    complaint = _complain(complaints, gold, shop.milk[0], assignee="mgr-pipl", score=2)
+    assert complaint["customer_snapshot"].get("restricted") is True
+    plan = _plan(complaints, complaint)  # made by the rules: the apology and the call stay, the offer does not
+    assert {"low_satisfaction", "tier"} <= set(plan["triggers"])
+    assert [a["type"] for a in plan["actions"]] == ["apology", "callback"]
+
+    # Marketing consent withdrawn after the complaint was taken: the customer feed brings it to its snapshot.
+    later = shop.customer("投诉后退订营销")
+    taken = _take(complaints, later, shop.milk[0])
+    assert taken["customer_snapshot"].get("marketing_consent") is None
+    _marketing(customers, later, "withdrawn")
+    url = f"/v1/complaints/{taken['id']}"
+    wait_for(
+        lambda: complaints.get(url).json()["customer_snapshot"].get("marketing_consent") == "withdrawn", "the feed"
     )
-    started: list[RunningService] = [complaint_api]
-    try:
-        with client_for(complaint_api) as complaints:
-            complaint = _complain(complaints, who, shop.milk[0], assignee="mgr-offline", score=None)
-            made = complaints.post(f"/v1/complaints/{complaint['id']}/recovery", json={"avoid_categories": [DAIRY]})
+    made = _plan_with(complaints, taken)
+    assert made.status_code == 201, made.text
+    assert [a["type"] for a in made.json()["actions"]] == ["apology"]
+
+
+def test_a_tailored_offer_asked_for_a_customer_who_takes_no_marketing_is_refused(
+    customers: httpx.Client, complaints: httpx.Client
+) -> None:
+    shop = Shop(customers)
+    withdrawn = shop.customer("已退订营销")
+    _marketing(customers, withdrawn, "withdrawn")
+    refusals = {
+        _restricted(shop, "已限制处理"): "no marketing: processing restricted",
+        withdrawn: "marketing consent withdrawn",
+    }
+    for who, reason in refusals.items():
+        complaint = _take(complaints, who, shop.milk[0])
+        refused = _plan_with(complaints, complaint, "apology", "tailored_offer")
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert reason in refused.json()["detail"] and refused.json()["errors"][0]["field"] == "actions"
+        # Compensation is service, not marketing: the same plan without the offer is made.
+        made = _plan_with(complaints, complaint, "apology", "coupon")
+        assert made.status_code == 201, made.text
+        assert [a["type"] for a in made.json()["actions"]] == ["apology", "coupon"]
+
+
+async def test_an_offer_is_withheld_when_marketing_consent_is_withdrawn_after_the_plan(
+    customer_api: RunningService,
+    recommend_api: RunningService,
+    customers: httpx.Client,
+    recommendations: httpx.Client,
+    backend_of: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    shop = Shop(customers)
+    withdrew, ordinary = shop.customer("事后退订营销"), shop.customer("普通顾客")
+    for who in (withdrew, ordinary):
+        shop.history(who)
+    _model(recommendations)
+    backend = backend_of["customer-api"]
+    async with _complaint_api_with_peers_down(customer_api, recommend_api, backend, tmp_path, "recommend-api") as (
+        complaints,
+        bring_back,
+    ):
+        plans = {}
+        for who in (withdrew, ordinary):  # theirs first in line: a pass reaches it while recommend-api is down
+            made = _plan_with(complaints, _take(complaints, who, shop.milk[0]), "apology", "tailored_offer")
             assert made.status_code == 201, made.text
-            plan = made.json()
-            offer = next(a for a in plan["actions"] if a["type"] == "tailored_offer")
-            assert offer["offer_status"] == "pending"
-            time.sleep(1)  # a few sweeps find recommend-api down
-            pending = complaints.get(f"/v1/recovery-plans/{plan['id']}").json()
-            assert next(a for a in pending["actions"] if a["type"] == "tailored_offer")["offer_status"] == "pending"
-            unavailable = complaints.post(f"/v1/recovery-plans/{plan['id']}/evaluate")
-            assert unavailable.status_code == 503
-            assert complaints.get(f"/v1/recovery-plans/{plan['id']}").json()["outcome"] == "pending"
+            plans[who] = made.json()
+        _marketing(customers, withdrew, "withdrawn")
 
-            # recommend-api comes back (a second process on its database, on the port complaint-api uses).
-            started.append(
-                start_service("recommend-api", recommend_api.database_url, tmp_path, port=later_recommend_api)
-            )
-            filled = _offer(complaints, plan, seconds=90)
-            assert filled["offer"] and all(item["category"] != DAIRY for item in filled["offer"])
+        # customer-api is asked before recommend-api: the offer is withheld while recommend-api is still down.
+        withheld = _offer(complaints, plans[withdrew], seconds=30)
+        assert withheld["offer_status"] == "withheld" and withheld["offer"] is None
+        assert withheld["offer_withheld_reason"] == "marketing consent withdrawn"
+        assert withheld["status"] == "cancelled"  # not announced as due, not to be done
+        complete = f"/v1/recovery-plans/{plans[withdrew]['id']}/actions/{withheld['id']}/complete"
+        done = complaints.post(complete, json={})
+        assert done.status_code == 409 and "marketing consent withdrawn" in done.json()["detail"]
 
-            order_id = shop.buy_again(who)
-            started.append(start_service("customer-api", customer_api.database_url, tmp_path, port=later_customer_api))
-            # Retried until complaint-api's circuit breaker lets a call through to the revived customer-api.
-            evaluate = f"/v1/recovery-plans/{plan['id']}/evaluate"
-            evaluated = wait_for(lambda: (r := complaints.post(evaluate)).status_code == 200 and r, "an evaluation")
-            assert evaluated.json()["outcome"] == "recovered"
-            assert evaluated.json()["evidence"]["first_purchase"]["order_id"] == order_id
-    finally:
-        for service in reversed(started):
-            stop_service(service)
+        recommend_again = bring_back("recommend-api")
+        filled = _offer(complaints, plans[ordinary], seconds=90)
+        assert filled["offer_status"] == "filled" and filled["offer"]
+        assert _asked_for_offers(recommend_again, ordinary) and not _asked_for_offers(recommend_again, withdrew)
+
+        # Consent given again later: the withheld offer stays withheld, and recommend-api is still not asked.
+        _marketing(customers, withdrew, "granted")
+        complaint_url = f"/v1/complaints/{plans[withdrew]['complaint_id']}"
+        wait_for(
+            lambda: complaints.get(complaint_url).json()["customer_snapshot"].get("marketing_consent") == "granted",
+            "the customer feed",
+        )
+        await asyncio.sleep(1)  # a few more passes
+        assert _tailored(complaints, plans[withdrew]) == withheld
+        assert not _asked_for_offers(recommend_again, withdrew)
+
+
+async def test_offers_wait_for_customer_api_then_are_filled_or_withheld(
+    customer_api: RunningService,
+    recommend_api: RunningService,
+    customers: httpx.Client,
+    recommendations: httpx.Client,
+    backend_of: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    shop = Shop(customers)
+    restricted, ordinary = _restricted(shop, "离线期间的限制处理"), shop.customer("离线期间的普通顾客")
+    for who in (restricted, ordinary):
+        shop.history(who)
+    _model(recommendations)
+    backend = backend_of["customer-api"]
+    async with _complaint_api_with_peers_down(customer_api, recommend_api, backend, tmp_path, "customer-api") as (
+        complaints,
+        bring_back,
+    ):
+        plans = {}
+        for who in (restricted, ordinary):
+            complaint = _take(complaints, who, shop.milk[0])
+            assert complaint["snapshot_status"] == "pending"
+            # Nothing is known of the customer yet: the offer is not refused, the background pass decides.
+            made = _plan_with(complaints, complaint, "apology", "tailored_offer")
+            assert made.status_code == 201, made.text
+            plans[who] = made.json()
+        await asyncio.sleep(1.5)  # a few passes, with recommend-api up, cannot ask customer-api
+        assert [_tailored(complaints, plans[who])["offer_status"] for who in plans] == ["pending", "pending"]
+        assert not _asked_for_offers(recommend_api, restricted) and not _asked_for_offers(recommend_api, ordinary)
+
+        bring_back("customer-api")
+        withheld, filled = (_offer(complaints, plans[who], seconds=90) for who in (restricted, ordinary))
+        assert (withheld["offer_status"], withheld["offer"]) == ("withheld", None)
+        assert withheld["offer_withheld_reason"] == "no marketing: processing restricted"
+        assert filled["offer_status"] == "filled" and filled["offer"]
+        assert _asked_for_offers(recommend_api, ordinary) and not _asked_for_offers(recommend_api, restricted)

@@ -318,7 +318,7 @@ async def test_cancelling_a_complaint_cancels_its_plan(client: httpx.AsyncClient
     offers = _Offers()
     async with PeerClient("recommend-api", PeerConfig(base_url="http://recommend-api.test"),
                           transport=httpx.MockTransport(offers.handle)) as peer:  # fmt: skip
-        assert await fill_offers(app.state.database, peer, limit=5) == 0
+        assert await fill_offers(app.state.database, app.state.customer_api, peer, limit=5) == 0
     assert offers.calls == 0
     due = (await client.get("/v1/recovery-plans", params={"due_before": later.isoformat()})).json()["items"]
     assert plan["id"] not in {p["id"] for p in due}

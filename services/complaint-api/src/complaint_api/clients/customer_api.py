@@ -1,5 +1,6 @@
-"""customer-api as complaint-api sees it: a customer's name and tier for the complaint's snapshot, who has a phone
-number, and the repurchase rates of customers who did not complain (the control group of recovery statistics)."""
+"""customer-api as complaint-api sees it: a customer's name, tier and PIPL state for the complaint's snapshot, who has
+a phone number, and the repurchase rates of customers who did not complain (the control group of recovery
+statistics)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,14 @@ class CustomerSnapshot:
     tier: str
     type: str
     since: str | None = None  # when the profile was created: the customer's tenure
+    restricted: bool | None = None  # PIPL processing restriction: no profiling, no marketing
+    marketing_consent: str | None = None  # granted | withdrawn; None when never asked
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "tier": self.tier, "type": self.type, "since": self.since}
+        return {
+            "name": self.name, "tier": self.tier, "type": self.type, "since": self.since,
+            "restricted": self.restricted, "marketing_consent": self.marketing_consent,
+        }  # fmt: skip
 
 
 class CustomerErased(Exception):
@@ -39,7 +45,8 @@ def _snapshot(profile: dict[str, Any]) -> CustomerSnapshot:
     """What complaint-api keeps of a profile as customer-api renders it."""
     return CustomerSnapshot(
         uuid.UUID(profile["id"]), profile.get("name"), profile.get("tier", "regular"), profile["type"],
-        profile.get("created_at"),
+        profile.get("created_at"), profile.get("restricted"),
+        (profile.get("consents") or {}).get("marketing", {}).get("status"),
     )  # fmt: skip
 
 

@@ -69,7 +69,11 @@ class ComplaintRead(ResponseModel):
     id: uuid.UUID
     number: str
     customer_id: uuid.UUID
-    customer_snapshot: dict[str, Any]
+    customer_snapshot: dict[str, Any] = Field(
+        description="What customer-api said of the customer: name, tier, type, since, and their PIPL state "
+        "(`restricted`; `marketing_consent`: granted | withdrawn | null), which its customer feed keeps current. "
+        "Empty while pending and after an erasure"
+    )
     snapshot_status: Literal["pending", "ok", "unknown_customer"]
     channel: str
     category: str
@@ -112,7 +116,8 @@ class ComplaintRead(ResponseModel):
                     "number": "C20261123-0042",
                     **COMPLAINT_EXAMPLE,
                     "customer_snapshot": {"name": "王芳", "tier": "gold", "type": "individual",
-                                          "since": "2026-03-08T06:12:45Z"},
+                                          "since": "2026-03-08T06:12:45Z", "restricted": False,
+                                          "marketing_consent": "granted"},
                     "snapshot_status": "ok",
                     "priority": "high",
                     "status": "escalated",

@@ -1,10 +1,12 @@
 """Applying customer-api's customer feed to complaints and callbacks.
 
 Tier changes raise the priority of the customer's open complaints and waiting callbacks (never lower it) and refresh
-the complaints' snapshot; merges move complaints and callbacks to the surviving profile (what is still open is asked
-about again as the survivor's); erasure anonymises them (the complaint stays for statistics, without anything that
-identifies or was said by the person) and stops what was still to be done for the person. Each page is applied in
-one transaction together with the cursor, so a crash neither skips nor double-applies events.
+the complaints' snapshot; a restriction lifted or imposed, or a consent changed, refreshes the snapshot of all their
+complaints (a recovery plan made later holds a tailored offer or not by it); merges move complaints and callbacks to
+the surviving profile (what is still open is asked about again as the survivor's); erasure anonymises them (the
+complaint stays for statistics, without anything that identifies or was said by the person) and stops what was still
+to be done for the person. Each page is applied in one transaction together with the cursor, so a crash neither skips
+nor double-applies events.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ async def _tier_changed(session: AsyncSession, customer_id: uuid.UUID, tier: str
     waiting = select(Callback).where(Callback.customer_id == customer_id, Callback.status == "pending")
     for callback in await session.scalars(waiting):
         raise_priority(callback, tier)
+
+
+async def _marketing_changed(session: AsyncSession, customer_id: uuid.UUID, change: dict[str, Any]) -> None:
+    known = select(Complaint).where(Complaint.customer_id == customer_id, Complaint.snapshot_status == "ok")
+    for complaint in await session.scalars(known):
+        complaint.customer_snapshot = {**complaint.customer_snapshot, **change}
+        complaint.updated_at = utcnow()
 
 
 async def _merged(session: AsyncSession, customer_id: uuid.UUID, into: uuid.UUID) -> None:
@@ -119,6 +128,10 @@ async def apply_events(session: AsyncSession, events: Sequence[dict[str, Any]], 
         customer_id = uuid.UUID(event["customer_id"])
         if event["type"] == "tier_changed":
             await _tier_changed(session, customer_id, event["data"]["to"], calendar)
+        elif event["type"] in ("restricted", "unrestricted"):
+            await _marketing_changed(session, customer_id, {"restricted": event["type"] == "restricted"})
+        elif event["type"] == "consent_changed":
+            await _marketing_changed(session, customer_id, {"marketing_consent": event["data"].get("marketing")})
         elif event["type"] == "merged":
             await _merged(session, customer_id, uuid.UUID(event["data"]["merged_into"]))
         elif event["type"] == "erased":

@@ -1,5 +1,6 @@
-"""Background recovery work, one pass per sweep: tailored offers filled in from recommend-api, due actions
-announced, due follow-ups evaluated against customer-api's purchases, contact-history entries delivered.
+"""Background recovery work, one pass per sweep: tailored offers filled in from recommend-api (or withheld from a
+customer who takes no marketing, as customer-api says now), due actions announced, due follow-ups evaluated against
+customer-api's purchases, contact-history entries delivered.
 
 Peers are asked outside any transaction (a slow peer must not hold the database), and each answer is
 applied in a short transaction to the row only if it still needs it, claimed with SKIP LOCKED on
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from complaint_api.clients.customer_api import purchases_between, record_contact
+from complaint_api.clients.customer_api import CustomerErased, fetch_customer, purchases_between, record_contact
+from complaint_api.feeds.service import erase_person
 from complaint_api.recovery import service
 from complaint_api.recovery.models import ContactRecord, FollowUp, RecoveryAction, RecoveryPlan
 from crm_kit.db import Database, skip_locked, utcnow
@@ -42,8 +45,19 @@ async def fetch_offer(peer: PeerClient, plan: RecoveryPlan, limit: int) -> list[
     return [{k: item.get(k) for k in keep} for item in response.json()["items"]]
 
 
-async def fill_offers(database: Database, peer: PeerClient, *, limit: int) -> int:
-    """Ask recommend-api for the offers still missing; no transaction is open while it is asked."""
+async def marketing_refused_now(peer: PeerClient, customer_id: uuid.UUID) -> str | None:
+    """Why the customer takes no marketing, as customer-api says now (for a merged id: the survivor). None too for a
+    customer it does not know: recommend-api has nothing personal to offer them. Raises CustomerErased, and
+    PeerUnavailable when customer-api is down or failing."""
+    customer = await fetch_customer(peer, customer_id)
+    return service.marketing_refused(customer.as_json()) if customer else None
+
+
+async def fill_offers(database: Database, customer_api: PeerClient, recommend_api: PeerClient, *, limit: int) -> int:
+    """Fill in the offers still missing. customer-api is asked first: a customer who takes no marketing has the offer
+    withheld, and recommend-api is never asked for it; one erased meanwhile is erased here too (as the snapshot pass
+    does), their offer withheld. Either peer down leaves the offer pending for the next pass. No transaction is open
+    while a peer is asked."""
     async with database.session_scope(read_only=True) as session:
         query = (
             select(RecoveryAction.id, RecoveryPlan)
@@ -59,11 +73,18 @@ async def fill_offers(database: Database, peer: PeerClient, *, limit: int) -> in
         missing = (await session.execute(query)).all()
     filled = 0
     for action_id, plan in missing:
+        offer: list[dict[str, Any]] | None = None
+        refused: str | None = None
+        error: str | None = None
+        erased = False
         try:
-            offer: list[dict[str, Any]] | None = await fetch_offer(peer, plan, limit)
-            error = None
+            refused = await marketing_refused_now(customer_api, plan.customer_id)
+            if refused is None:
+                offer = await fetch_offer(recommend_api, plan, limit)
+        except CustomerErased:
+            refused, erased = "customer erased", True
         except PeerUnavailable as exc:
-            offer, error = None, str(exc)[:500]
+            error = str(exc)[:500]
         async with database.session_scope() as session:
             query = select(RecoveryAction).where(
                 RecoveryAction.id == action_id,
@@ -73,12 +94,17 @@ async def fill_offers(database: Database, peer: PeerClient, *, limit: int) -> in
             action = (await session.execute(skip_locked(session, query))).scalar_one_or_none()
             if action is None:
                 continue
-            if offer is None:
+            if erased:
+                await erase_person(session, plan.customer_id)  # cancels their plans under way
+            if refused is not None:
+                service.withhold_offer(action, refused)
+            elif offer is None:
                 action.offer_attempts += 1
                 action.offer_error = error
                 break
-            action.offer, action.offer_status, action.offer_error = offer, "filled", None
-            filled += 1
+            else:
+                action.offer, action.offer_status, action.offer_error = offer, "filled", None
+                filled += 1
     return filled
 
 
@@ -227,7 +253,7 @@ async def recovery_pass(
     now = utcnow()
     succeeded = True
     for name, step in (
-        ("offers", fill_offers(database, recommend_api, limit=offer_items)),
+        ("offers", fill_offers(database, customer_api, recommend_api, limit=offer_items)),
         ("due_actions", announce_due_actions(database, now)),
         ("follow_ups", follow_up(database, customer_api, now)),
         ("contacts", send_contacts(database, customer_api, now)),

@@ -77,8 +77,11 @@ class RecoveryAction(Base):
     coupon_code: Mapped[str | None] = mapped_column(String(64))
     coupon_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     coupon_redeemed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    offer_status: Mapped[str | None] = mapped_column(String(16), doc="tailored_offer: pending | filled")
+    offer_status: Mapped[str | None] = mapped_column(String(16), doc="tailored_offer: pending | filled | withheld")
     offer: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, doc="tailored_offer: recommend-api's items")
+    offer_withheld_reason: Mapped[str | None] = mapped_column(
+        String(100), doc="tailored_offer: why no offer is made (the customer takes no marketing)"
+    )
     offer_attempts: Mapped[int] = mapped_column(Integer, default=0)
     offer_error: Mapped[str | None] = mapped_column(Text)
 

@@ -40,7 +40,11 @@ def _render(plan: RecoveryPlan, status_code: int = 200) -> Response:
     description="One plan per complaint: 201 when made now, 200 with the existing plan otherwise. Without "
     "`actions`, the plan gets an apology, a callback for gold/silver customers or severe failures, and a "
     "tailored offer from recommend-api that avoids the complained SKU and its category (filled in by the "
-    "background pass, retried while recommend-api is down). Follow-ups fall 3, 30 and 90 days after closing. "
+    "background pass, retried while recommend-api is down). A tailored offer is marketing: a customer whose snapshot "
+    "says they are restricted (PIPL) or withdrew marketing consent gets none by default, and asking for one is a 422. "
+    "Before filling an offer the background pass asks customer-api (retried while it is down); for a customer who "
+    "takes no marketing the offer is `withheld`, with no items and `offer_withheld_reason`, and recommend-api is not "
+    "asked. A withheld offer stays withheld. Follow-ups fall 3, 30 and 90 days after closing. "
     "A plan made for a closed complaint is `following_up` from the start. A cancelled complaint gets none (409); "
     "cancelling a complaint cancels its plan (`status: cancelled`), which is then answered here (200).",
     responses={

@@ -33,7 +33,10 @@ class ActionCreate(RequestModel):
 class PlanCreate(RequestModel):
     owner_id: Staff | None = Field(None, description="Who answers for the plan; the complaint's assignee by default")
     actions: list[ActionCreate] | None = Field(
-        None, max_length=20, description="Default: an apology, a callback for valued customers, a tailored offer"
+        None,
+        max_length=20,
+        description="Default: an apology, a callback for valued customers, a tailored offer (left out for a customer "
+        "who takes no marketing: PIPL restriction or marketing consent withdrawn; asking for one then is a 422)",
     )
     controllable: Flag | None = Field(None, description="Could the company have prevented the failure?")
     avoid_categories: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
@@ -102,14 +105,21 @@ class ActionRead(ResponseModel):
     currency: str
     owner_id: str | None
     due_at: dt.datetime | None
-    status: str = Field(description="pending | done | cancelled")
+    status: str = Field(description="pending | done | cancelled (with its plan, or a withheld tailored offer)")
     completed_at: dt.datetime | None
     note: str | None
     coupon_code: str | None
     coupon_expires_at: dt.datetime | None
     coupon_redeemed_at: dt.datetime | None
-    offer_status: str | None = Field(description="tailored_offer: pending until recommend-api answered")
+    offer_status: Literal["pending", "filled", "withheld"] | None = Field(
+        description="tailored_offer: `pending` until recommend-api answered, then `filled`; `withheld` (final, no "
+        "items) when customer-api says the customer takes no marketing or was erased"
+    )
     offer: list[dict[str, Any]] | None
+    offer_withheld_reason: str | None = Field(
+        description="Why a tailored offer was withheld: `no marketing: processing restricted` (PIPL), "
+        "`marketing consent withdrawn`, or `customer erased`"
+    )
 
 
 class FollowUpRead(ResponseModel):
@@ -199,13 +209,14 @@ class PlanRead(ResponseModel):
                          "currency": "CNY", "owner_id": "staff-017", "due_at": "2026-11-25T09:00:00Z",
                          "status": "done", "completed_at": "2026-11-24T09:20:00Z", "note": "50元券已发到会员账户",
                          "coupon_code": "SORRY-50-8841", "coupon_expires_at": "2026-12-31T15:59:59Z",
-                         "coupon_redeemed_at": "2026-11-30T03:20:00Z", "offer_status": None, "offer": None},
+                         "coupon_redeemed_at": "2026-11-30T03:20:00Z", "offer_status": None, "offer": None,
+                         "offer_withheld_reason": None},
                         {"id": "0196f6d1-1a2b-7c3d-8e4f-5a6b7c8d9e10", "type": "tailored_offer", "value": None,
                          "currency": "CNY", "owner_id": "staff-017", "due_at": "2026-11-25T09:00:00Z",
                          "status": "pending", "completed_at": None, "note": None, "coupon_code": None,
                          "coupon_expires_at": None, "coupon_redeemed_at": None, "offer_status": "filled",
                          "offer": [{"sku": "6909876543210", "name": "蒙牛纯牛奶 250ml×24", "category": "乳品",
-                                    "score": 0.82, "reason": "repeat"}]},
+                                    "score": 0.82, "reason": "repeat"}], "offer_withheld_reason": None},
                     ],
                     "follow_ups": [
                         {"id": "0196f6d1-2b3c-7d4e-8f5a-6b7c8d9e0f1a", "offset_days": 7,

@@ -5,6 +5,10 @@ closes or is rated: satisfaction at most 3, a gold or silver customer, high seve
 second complaint within 90 days (a double deviation: a second failure after the first, which the
 research finds much worse than one). Follow-ups fall 3, 30 and 90 days after the complaint closed.
 
+A tailored offer is personalised marketing: a customer who takes none (PIPL restriction, marketing consent
+withdrawn) gets no offer. A plan leaves it out, or refuses it when asked for, on what the complaint's snapshot
+says; the offer job asks customer-api again before the offer is made, and withholds it then.
+
 The outcome is computed from facts only, as of the moment of evaluation:
 - `recovered`: the customer bought again after the complaint closed, with no later complaint and no
   follow-up score of 2 or less;
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -125,16 +129,37 @@ def rules_fired(complaint: Complaint, settings: Settings, prior: int) -> list[st
     return fired
 
 
+def marketing_refused(snapshot: Mapping[str, Any]) -> str | None:
+    """Why the customer takes no marketing, and so no tailored offer: a PIPL processing restriction or a withdrawn
+    marketing consent. None when neither is known (a snapshot not taken yet refuses nothing). Compensation (an
+    apology, a call, a coupon) is service, not marketing: it is never refused here."""
+    if snapshot.get("restricted"):
+        return "no marketing: processing restricted"
+    if snapshot.get("marketing_consent") == "withdrawn":
+        return "marketing consent withdrawn"
+    return None
+
+
 def default_actions(complaint: Complaint, settings: Settings, now: dt.datetime) -> list[ActionSpec]:
     """Psychological first (an apology, a call for valued customers or serious failures), then a material
-    gesture fitted to the customer: the tailored offer."""
+    gesture fitted to the customer: the tailored offer, unless the customer takes no marketing."""
     due = now + dt.timedelta(hours=settings.recovery_action_hours)
     actions = [ActionSpec("apology", due_at=due)]
     tier = _tier(complaint)
     if tier in settings.recovery_tiers or complaint.severity in settings.recovery_severities:
         actions.append(ActionSpec("callback", due_at=due))
-    actions.append(ActionSpec("tailored_offer", due_at=due + dt.timedelta(hours=settings.recovery_action_hours)))
+    if marketing_refused(complaint.customer_snapshot or {}) is None:
+        actions.append(ActionSpec("tailored_offer", due_at=due + dt.timedelta(hours=settings.recovery_action_hours)))
     return actions
+
+
+def withhold_offer(action: RecoveryAction, reason: str) -> None:
+    """No offer for a customer who takes no marketing: no items, the reason shown, and a pending action stops (it is
+    neither announced as due nor done). Final: should the customer allow marketing again later, no offer is made for
+    this complaint (the job does not keep asking about refusals, and an offer long after is no recovery of it)."""
+    action.offer, action.offer_status, action.offer_withheld_reason, action.offer_error = None, "withheld", reason, None
+    if action.status == "pending":
+        action.status = CANCELLED
 
 
 def _tier(complaint: Complaint) -> str | None:
@@ -196,12 +221,18 @@ async def create_plan(
     follow_up_days: Sequence[int] | None = None,
 ) -> tuple[RecoveryPlan, bool]:
     """The complaint's plan, made now unless it has one; says whether it was made now. A plan made for a
-    closed complaint is following up from the start."""
+    closed complaint is following up from the start. A tailored offer asked for a customer the snapshot says
+    takes no marketing is refused (422)."""
     existing = await plan_of(session, complaint.id)
     if existing is not None:
         return existing, False
     if complaint.status == "cancelled":
         raise Conflict("a cancelled complaint gets no recovery plan", status_now=complaint.status)
+    refused = marketing_refused(complaint.customer_snapshot or {})
+    if refused and actions is not None and any(spec.type == "tailored_offer" for spec in actions):
+        raise Unprocessable(
+            f"a tailored offer is personalised marketing, and this customer takes none ({refused})", field="actions"
+        )
     now = utcnow()
     prior = await prior_complaints(session, complaint, settings.recovery_repeat_days)
     # Decided before the insert, so the plan is stored as it is answered (version 1), not changed after.
@@ -411,7 +442,8 @@ async def complete_action(
     check_version(plan.version, expected_version)
     ensure_active(plan)
     if action.status == "cancelled":
-        raise Conflict("the action was cancelled", status_now=action.status)
+        withheld = f" (the offer was withheld: {action.offer_withheld_reason})" if action.offer_withheld_reason else ""
+        raise Conflict("the action was cancelled" + withheld, status_now=action.status)
     now = utcnow()
     if redeemed_at is not None:
         if action.type != "coupon":
